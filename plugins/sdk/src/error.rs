@@ -122,15 +122,6 @@ impl From<StreamError> for AddonError {
 impl From<std::io::Error> for AddonError {
     fn from(error: std::io::Error) -> Self {
         use std::io::ErrorKind;
-        // `OutputWriter`/`InputReader` wrap host errors; hand those back unchanged.
-        if error.get_ref().is_some_and(|e| e.is::<AddonError>()) {
-            if let Some(inner) = error.into_inner() {
-                if let Ok(e) = inner.downcast::<AddonError>() {
-                    return *e;
-                }
-            }
-            return AddonError::Io("I/O error".into());
-        }
         let message = error.to_string();
         match error.kind() {
             ErrorKind::NotFound => AddonError::NotFound(message),

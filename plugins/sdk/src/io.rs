@@ -11,8 +11,8 @@
 //!   host (`blocking-splice`), without copying the bytes through guest memory. Use it for
 //!   file contents and process output.
 //!
-//! Host errors surface as [`std::io::Error`]s that convert back into the original
-//! [`AddonError`](crate::AddonError) with `?`.
+//! Stream errors surface as [`std::io::Error`]s (a closed stream as `BrokenPipe`); `?` turns
+//! them into [`AddonError::Io`](crate::AddonError).
 
 use std::io;
 

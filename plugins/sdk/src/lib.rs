@@ -53,7 +53,7 @@
 //!         let mut out = OutputWriter::new(writer.output()?);
 //!         out.write_all(message.as_bytes())?;
 //!         out.close()?;
-//!         stowaway_addon::StreamWriter::finish(writer, vec![])?;
+//!         stowaway_addon::StreamWriter::finish(writer, &[])?;
 //!         stowaway_addon::log::info("greeting written");
 //!         Ok(vec![("length".into(), message.len().to_string())])
 //!     }

@@ -99,3 +99,14 @@ impl Parameter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::split_list;
+
+    #[test]
+    fn lists_drop_empty_lines_and_carriage_returns() {
+        assert_eq!(split_list("a\r\n\nb c\n  \n"), vec!["a", "b c"]);
+        assert!(split_list("").is_empty());
+    }
+}
