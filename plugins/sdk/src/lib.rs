@@ -90,6 +90,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 mod params;
+mod tree;
 pub mod volume;
 
 pub use bindings::stowaway::addon::host::{FileContent, Job, StreamWriter, TreeReader, TreeWriter};

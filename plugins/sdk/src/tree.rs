@@ -1,0 +1,39 @@
+//! Helpers for tree components.
+
+use crate::{Entry, EntryKind, Timestamp};
+
+impl Entry {
+    /// An entry with `path` and `kind` and neutral metadata: mode `0o755` for directories and
+    /// `0o644` otherwise, owner 0:0, size 0, times at the epoch, no inode, one link. Set the
+    /// fields you know (for example `size` for a file) with struct update syntax:
+    ///
+    /// ```ignore
+    /// let file = Entry { size: 42, ..Entry::new("dump/meta.json", EntryKind::File) };
+    /// ```
+    pub fn new(path: &str, kind: EntryKind) -> Entry {
+        let epoch = Timestamp {
+            seconds: 0,
+            nanoseconds: 0,
+        };
+        Entry {
+            path: path.to_string(),
+            kind,
+            mode: if kind == EntryKind::Directory {
+                0o755
+            } else {
+                0o644
+            },
+            uid: 0,
+            gid: 0,
+            size: 0,
+            mtime: epoch,
+            ctime: epoch,
+            atime: epoch,
+            inode: 0,
+            device: 0,
+            nlink: 1,
+            rdev: 0,
+            link_target: None,
+        }
+    }
+}
