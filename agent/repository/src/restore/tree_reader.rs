@@ -1,0 +1,180 @@
+//! [`TreeReader`]: walks a tree component, validating every node, with file content
+//! prefetched in tree order by one pipeline.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Read;
+
+use crate::entry::{Entry, EntryKind, validate_name};
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+use crate::repository::Repository;
+use crate::restore::prefetch::BlobStream;
+use crate::snapshot::ComponentRecord;
+use crate::tree::Node;
+
+/// Deepest directory nesting accepted.
+const MAX_DEPTH: usize = 1024;
+
+/// Reads a tree component entry by entry (depth-first, parents first).
+pub struct TreeReader {
+    items: VecDeque<(Entry, usize)>,
+    /// The walk stopped here (returned after the valid entries before it).
+    error: Option<Error>,
+    content: BlobStream,
+    /// Content blobs of the current file not yet consumed.
+    remaining: usize,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// Checks one node; `path` is its full path.
+fn validate_node(node: &Node, path: &str, files: &HashSet<String>) -> Result<()> {
+    validate_name(path, &node.name)?;
+    let bad = |reason: &str| Err(Error::invalid_entry(path, reason));
+    match node.kind {
+        EntryKind::Dir if node.subtree.is_none() => return bad("directory without a subtree"),
+        EntryKind::Dir => {}
+        _ if node.subtree.is_some() => return bad("only directories have a subtree"),
+        _ => {}
+    }
+    if node.kind != EntryKind::File && !node.content.is_empty() {
+        return bad("only regular files have content");
+    }
+    match node.kind {
+        EntryKind::Symlink if node.link_target.is_none() => bad("symlink without a target"),
+        EntryKind::Hardlink => match &node.link_target {
+            Some(target) if files.contains(target) => Ok(()),
+            _ => bad("hard link target is not an earlier file"),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Walks the whole tree; returns the valid entries (with their content blob counts), all
+/// content ids in order, and the error that stopped the walk, if any.
+async fn walk(
+    repo: Repository,
+    root: BlobId,
+) -> Result<(VecDeque<(Entry, usize)>, Vec<BlobId>, Option<Error>)> {
+    let mut items = VecDeque::new();
+    let mut content = Vec::new();
+    let mut files = HashSet::new();
+    let root_tree = repo.read_tree(&root).await?;
+    let mut stack = vec![(String::new(), root_tree.nodes.into_iter(), None::<String>)];
+    let error = loop {
+        let Some((prefix, nodes, last)) = stack.last_mut() else {
+            break None;
+        };
+        let Some(node) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = if prefix.is_empty() {
+            node.name.clone()
+        } else {
+            format!("{prefix}/{}", node.name)
+        };
+        if let Err(e) = validate_node(&node, &path, &files) {
+            break Some(e);
+        }
+        if last
+            .as_ref()
+            .is_some_and(|l| l.as_str() >= node.name.as_str())
+        {
+            break Some(Error::invalid_entry(
+                &path,
+                "names not sorted or duplicated",
+            ));
+        }
+        *last = Some(node.name.clone());
+        items.push_back((node.to_entry(path.clone()), node.content.len()));
+        content.extend_from_slice(&node.content);
+        match (node.kind, node.subtree) {
+            (EntryKind::File, _) => {
+                files.insert(path);
+            }
+            (EntryKind::Dir, Some(subtree)) => {
+                if stack.len() >= MAX_DEPTH {
+                    break Some(Error::invalid_entry(&path, "directories nested too deeply"));
+                }
+                match repo.read_tree(&subtree).await {
+                    Ok(tree) => stack.push((path, tree.nodes.into_iter(), None)),
+                    Err(e) => break Some(e),
+                }
+            }
+            _ => {}
+        }
+    };
+    Ok((items, content, error))
+}
+
+impl TreeReader {
+    pub(crate) fn open(repo: &Repository, component: &ComponentRecord) -> Result<TreeReader> {
+        let walk_repo = repo.clone();
+        let root = component.root;
+        let (items, content, error) = repo.run(walk(walk_repo, root))?;
+        tracing::debug!(entries = items.len(), blobs = content.len(), "walked tree");
+        Ok(TreeReader {
+            items,
+            error,
+            content: BlobStream::start(repo, content),
+            remaining: 0,
+            buf: Vec::new(),
+            pos: 0,
+        })
+    }
+
+    /// The next entry; skips unread content of the previous file. An invalid node ends
+    /// the walk with [`Error::InvalidEntry`] naming its path.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>> {
+        while self.remaining > 0 {
+            self.remaining -= 1;
+            self.content.next_blob()?;
+        }
+        self.buf.clear();
+        self.pos = 0;
+        match self.items.pop_front() {
+            Some((entry, blobs)) => {
+                self.remaining = blobs;
+                Ok(Some(entry))
+            }
+            None => match self.error.take() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// A reader over the current file's content (empty for other entries).
+    pub fn content(&mut self) -> Result<ContentReader<'_>> {
+        Ok(ContentReader { reader: self })
+    }
+}
+
+/// Reads the current file's bytes from a [`TreeReader`].
+pub struct ContentReader<'a> {
+    reader: &'a mut TreeReader,
+}
+
+impl Read for ContentReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let r = &mut *self.reader;
+        while r.pos == r.buf.len() {
+            if r.remaining == 0 {
+                return Ok(0);
+            }
+            r.remaining -= 1;
+            match r.content.next_blob().map_err(std::io::Error::other)? {
+                Some(blob) => {
+                    r.buf = blob;
+                    r.pos = 0;
+                }
+                None => return Err(std::io::Error::other(Error::Shutdown)),
+            }
+        }
+        let n = out.len().min(r.buf.len() - r.pos);
+        out[..n].copy_from_slice(&r.buf[r.pos..r.pos + n]);
+        r.pos += n;
+        Ok(n)
+    }
+}
