@@ -1,6 +1,6 @@
 //! Backup: one tree component per volume, walked depth-first through `volumes.read-dir`.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use stowaway_addon::volume::Volume;
 use stowaway_addon::{
@@ -76,7 +76,7 @@ pub fn run(job: &Job) -> Result<Attributes, AddonError> {
             volume,
             excludes: &excludes,
             tree: job.create_tree(volume.name())?,
-            first_link: HashMap::new(),
+            first_link: BTreeMap::new(),
             stats: Stats::default(),
             items,
         };
@@ -113,7 +113,7 @@ struct Walk<'a> {
     excludes: &'a Excludes,
     tree: TreeWriter,
     /// (device, inode) of files with several links → the path stored as `file`.
-    first_link: HashMap<(u64, u64), String>,
+    first_link: BTreeMap<(u64, u64), String>,
     stats: Stats,
     /// Entries seen so far in the whole job (progress).
     items: u64,

@@ -1,6 +1,6 @@
 //! Restore: every selected tree component back into the writable volume of the same name.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use stowaway_addon::bindings::wasi::filesystem::types::{DescriptorType, PathFlags};
 use stowaway_addon::volume::Volume;
@@ -41,8 +41,8 @@ pub fn run(job: &Job) -> Result<(), AddonError> {
             job,
             volume: &volume,
             options,
-            dirs: HashSet::from([String::new()]),
-            skipped_dirs: HashSet::new(),
+            dirs: BTreeSet::from([String::new()]),
+            skipped_dirs: BTreeSet::new(),
             dir_attrs: Vec::new(),
             items,
             bytes,
@@ -74,9 +74,9 @@ struct Restore<'a> {
     volume: &'a Volume,
     options: Options,
     /// Directories this restore created or checked (the root is `""`): the only valid parents.
-    dirs: HashSet<String>,
+    dirs: BTreeSet<String>,
     /// Directories kept as something else (`overwrite` false): their entries are skipped.
-    skipped_dirs: HashSet<String>,
+    skipped_dirs: BTreeSet<String>,
     /// Directories whose metadata is set at the end.
     dir_attrs: Vec<Entry>,
     items: u64,
