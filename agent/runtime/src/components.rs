@@ -1,0 +1,523 @@
+//! Component resources of the `host` interface: writers for backup, readers for restore, and
+//! the `wasi:io` streams that carry their bytes.
+//!
+//! Bytes written by the addon reach the repository's chunker straight from the stream's
+//! `write` (one copy out of guest memory, done by wasmtime); the repository hashes, compresses,
+//! encrypts and uploads them on its own threads.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+use stowaway_repository::{FileDecision, StreamWriter, TreeReader, TreeWriter};
+use wasmtime::component::Resource;
+use wasmtime_wasi::p2::{
+    DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError,
+    StreamResult,
+};
+
+use crate::bindings::stowaway::addon::host;
+use crate::bindings::stowaway::addon::types::{AddonError, Attributes, ComponentInfo, Entry};
+use crate::job::{HostError, JobState, ProgressSink};
+
+/// Bytes the addon may write per `check-write` permit.
+const WRITE_PERMIT: usize = 1024 * 1024;
+/// Largest read served to the addon at once.
+const READ_MAX: usize = 1024 * 1024;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stream component being written.
+pub struct StreamWriterHandle {
+    name: String,
+    writer: Arc<Mutex<Option<StreamWriter>>>,
+    output_taken: bool,
+    host_error: HostError,
+}
+
+impl StreamWriterHandle {
+    pub(crate) fn new(name: String, writer: StreamWriter, host_error: HostError) -> Self {
+        StreamWriterHandle {
+            name,
+            writer: Arc::new(Mutex::new(Some(writer))),
+            output_taken: false,
+            host_error,
+        }
+    }
+}
+
+/// The `output-stream` of a stream component.
+struct StreamSink {
+    writer: Arc<Mutex<Option<StreamWriter>>>,
+    host_error: HostError,
+}
+
+#[async_trait::async_trait]
+impl Pollable for StreamSink {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for StreamSink {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let mut slot = lock(&self.writer);
+        let writer = slot.as_mut().ok_or(StreamError::Closed)?;
+        writer.write(&bytes).map_err(|err| {
+            self.host_error.record(format!("writing to the repository: {err}"));
+            StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
+        })
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        if lock(&self.writer).is_none() {
+            return Err(StreamError::Closed);
+        }
+        Ok(WRITE_PERMIT)
+    }
+}
+
+impl host::HostStreamWriter for JobState {
+    fn output(
+        &mut self,
+        this: Resource<StreamWriterHandle>,
+    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, AddonError>> {
+        let handle = self.table.get_mut(&this)?;
+        if handle.output_taken {
+            return Ok(Err(AddonError::InvalidParameter(format!(
+                "the output of component {:?} was already taken",
+                handle.name
+            ))));
+        }
+        handle.output_taken = true;
+        let sink: DynOutputStream = Box::new(StreamSink {
+            writer: handle.writer.clone(),
+            host_error: handle.host_error.clone(),
+        });
+        Ok(Ok(self.table.push(sink)?))
+    }
+
+    fn finish(
+        &mut self,
+        this: Resource<StreamWriterHandle>,
+        attributes: Attributes,
+    ) -> wasmtime::Result<Result<ComponentInfo, AddonError>> {
+        let handle = self.table.delete(this)?;
+        let Some(writer) = lock(&handle.writer).take() else {
+            return Ok(Err(AddonError::Internal(format!(
+                "component {:?} is already finished",
+                handle.name
+            ))));
+        };
+        match writer.finish(attributes) {
+            Ok(record) => Ok(Ok(self.finished_component(record))),
+            Err(err) => Ok(Err(
+                self.host_failure(&format!("finishing component {}", handle.name), err)
+            )),
+        }
+    }
+
+    fn drop(&mut self, rep: Resource<StreamWriterHandle>) -> wasmtime::Result<()> {
+        let handle = self.table.delete(rep)?;
+        if lock(&handle.writer).take().is_some() {
+            tracing::debug!(component = %handle.name, "stream component dropped without finish; it is not recorded");
+        }
+        Ok(())
+    }
+}
+
+/// The tree writer and whether a file is open on it.
+struct TreeSlot {
+    writer: Option<TreeWriter>,
+    open_file: Option<Arc<AtomicBool>>,
+}
+
+/// A tree component being written.
+pub struct TreeWriterHandle {
+    name: String,
+    slot: Arc<Mutex<TreeSlot>>,
+    host_error: HostError,
+}
+
+impl TreeWriterHandle {
+    pub(crate) fn new(name: String, writer: TreeWriter, host_error: HostError) -> Self {
+        TreeWriterHandle {
+            name,
+            slot: Arc::new(Mutex::new(TreeSlot {
+                writer: Some(writer),
+                open_file: None,
+            })),
+            host_error,
+        }
+    }
+}
+
+/// The content of one file being written into a tree.
+pub struct FileContentHandle {
+    path: String,
+    slot: Arc<Mutex<TreeSlot>>,
+    closed: Arc<AtomicBool>,
+    output_taken: bool,
+    host_error: HostError,
+}
+
+/// The `output-stream` of one file's content.
+struct FileSink {
+    slot: Arc<Mutex<TreeSlot>>,
+    closed: Arc<AtomicBool>,
+    host_error: HostError,
+}
+
+#[async_trait::async_trait]
+impl Pollable for FileSink {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for FileSink {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(StreamError::Closed);
+        }
+        let mut slot = lock(&self.slot);
+        let writer = slot.writer.as_mut().ok_or(StreamError::Closed)?;
+        writer.write_content(&bytes).map_err(|err| {
+            self.host_error.record(format!("writing to the repository: {err}"));
+            StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
+        })
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Err(StreamError::Closed);
+        }
+        Ok(WRITE_PERMIT)
+    }
+}
+
+impl host::HostTreeWriter for JobState {
+    fn add(
+        &mut self,
+        this: Resource<TreeWriterHandle>,
+        entry: Entry,
+    ) -> wasmtime::Result<Result<(), AddonError>> {
+        let handle = self.table.get(&this)?;
+        let mut slot = lock(&handle.slot);
+        if let Err(err) = no_open_file(&slot) {
+            return Ok(Err(err));
+        }
+        let Some(writer) = slot.writer.as_mut() else {
+            return Ok(Err(AddonError::Internal("tree is finished".into())));
+        };
+        let entry = match crate::entry::from_wit(entry) {
+            Ok(entry) => entry,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(writer.add(entry).map_err(crate::entry::entry_error))
+    }
+
+    fn add_file(
+        &mut self,
+        this: Resource<TreeWriterHandle>,
+        entry: Entry,
+    ) -> wasmtime::Result<Result<Option<Resource<FileContentHandle>>, AddonError>> {
+        let handle = self.table.get(&this)?;
+        let slot_arc = handle.slot.clone();
+        let host_error = handle.host_error.clone();
+        let mut slot = lock(&slot_arc);
+        if let Err(err) = no_open_file(&slot) {
+            return Ok(Err(err));
+        }
+        let Some(writer) = slot.writer.as_mut() else {
+            return Ok(Err(AddonError::Internal("tree is finished".into())));
+        };
+        let path = entry.path.clone();
+        let entry = match crate::entry::from_wit(entry) {
+            Ok(entry) => entry,
+            Err(err) => return Ok(Err(err)),
+        };
+        match writer.add_file(entry) {
+            Err(err) => Ok(Err(crate::entry::entry_error(err))),
+            Ok(FileDecision::Unchanged) => Ok(Ok(None)),
+            Ok(FileDecision::NeedContent) => {
+                let closed = Arc::new(AtomicBool::new(false));
+                slot.open_file = Some(closed.clone());
+                drop(slot);
+                let content = FileContentHandle {
+                    path,
+                    slot: slot_arc,
+                    closed,
+                    output_taken: false,
+                    host_error,
+                };
+                Ok(Ok(Some(self.table.push(content)?)))
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        this: Resource<TreeWriterHandle>,
+        attributes: Attributes,
+    ) -> wasmtime::Result<Result<ComponentInfo, AddonError>> {
+        let handle = self.table.delete(this)?;
+        let mut slot = lock(&handle.slot);
+        if let Err(err) = no_open_file(&slot) {
+            return Ok(Err(err));
+        }
+        let Some(writer) = slot.writer.take() else {
+            return Ok(Err(AddonError::Internal("tree is finished".into())));
+        };
+        drop(slot);
+        match writer.finish(attributes) {
+            Ok(record) => Ok(Ok(self.finished_component(record))),
+            Err(err) => Ok(Err(
+                self.host_failure(&format!("finishing component {}", handle.name), err)
+            )),
+        }
+    }
+
+    fn drop(&mut self, rep: Resource<TreeWriterHandle>) -> wasmtime::Result<()> {
+        let handle = self.table.delete(rep)?;
+        if lock(&handle.slot).writer.take().is_some() {
+            tracing::debug!(component = %handle.name, "tree component dropped without finish; it is not recorded");
+        }
+        Ok(())
+    }
+}
+
+fn no_open_file(slot: &TreeSlot) -> Result<(), AddonError> {
+    match &slot.open_file {
+        Some(_) => Err(AddonError::InvalidParameter(
+            "finish (or drop) the open file-content before adding the next entry".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
+impl host::HostFileContent for JobState {
+    fn output(
+        &mut self,
+        this: Resource<FileContentHandle>,
+    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, AddonError>> {
+        let handle = self.table.get_mut(&this)?;
+        if handle.output_taken {
+            return Ok(Err(AddonError::InvalidParameter(format!(
+                "the output of file {:?} was already taken",
+                handle.path
+            ))));
+        }
+        handle.output_taken = true;
+        let sink: DynOutputStream = Box::new(FileSink {
+            slot: handle.slot.clone(),
+            closed: handle.closed.clone(),
+            host_error: handle.host_error.clone(),
+        });
+        Ok(Ok(self.table.push(sink)?))
+    }
+
+    fn finish(
+        &mut self,
+        this: Resource<FileContentHandle>,
+        changed: bool,
+    ) -> wasmtime::Result<Result<u64, AddonError>> {
+        let handle = self.table.delete(this)?;
+        handle.closed.store(true, Ordering::Relaxed);
+        let mut slot = lock(&handle.slot);
+        slot.open_file = None;
+        let Some(writer) = slot.writer.as_mut() else {
+            return Ok(Err(AddonError::Internal("tree is finished".into())));
+        };
+        Ok(writer.finish_file(changed).map_err(crate::entry::entry_error))
+    }
+
+    fn drop(&mut self, rep: Resource<FileContentHandle>) -> wasmtime::Result<()> {
+        let handle = self.table.delete(rep)?;
+        if !handle.closed.swap(true, Ordering::Relaxed) {
+            let mut slot = lock(&handle.slot);
+            slot.open_file = None;
+            if let Some(writer) = slot.writer.as_mut() {
+                writer.discard_file();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An `input-stream` over a blocking reader (a stream component being restored).
+pub(crate) struct ReaderStream<R> {
+    reader: R,
+    host_error: HostError,
+    progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl<R> ReaderStream<R> {
+    pub(crate) fn new(
+        reader: R,
+        host_error: HostError,
+        progress: Option<Arc<dyn ProgressSink>>,
+    ) -> Self {
+        ReaderStream {
+            reader,
+            host_error,
+            progress,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<R: Read + Send + 'static> Pollable for ReaderStream<R> {
+    async fn ready(&mut self) {}
+}
+
+impl<R: Read + Send + 'static> InputStream for ReaderStream<R> {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        read_some(&mut self.reader, size, &self.host_error, self.progress.as_deref())
+    }
+}
+
+/// Reads up to `size` bytes (at least one, or end of stream as `Closed`).
+fn read_some(
+    reader: &mut impl Read,
+    size: usize,
+    host_error: &HostError,
+    progress: Option<&dyn ProgressSink>,
+) -> StreamResult<Bytes> {
+    let mut buf = BytesMut::zeroed(size.clamp(1, READ_MAX));
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Err(StreamError::Closed),
+            Ok(n) => {
+                if let Some(progress) = progress {
+                    progress.transferred(n as u64);
+                }
+                buf.truncate(n);
+                return Ok(buf.freeze());
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                host_error.record(format!("reading from the repository: {err}"));
+                return Err(StreamError::LastOperationFailed(wasmtime::format_err!("{err}")));
+            }
+        }
+    }
+}
+
+/// The reader of a tree and the number of the entry it is on.
+struct TreeCursor {
+    reader: TreeReader,
+    entry_no: u64,
+    current_is_file: bool,
+}
+
+/// The entries of a tree component being restored.
+pub struct TreeReaderHandle {
+    cursor: Arc<Mutex<TreeCursor>>,
+    host_error: HostError,
+    progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl TreeReaderHandle {
+    pub(crate) fn new(
+        reader: TreeReader,
+        host_error: HostError,
+        progress: Option<Arc<dyn ProgressSink>>,
+    ) -> Self {
+        TreeReaderHandle {
+            cursor: Arc::new(Mutex::new(TreeCursor {
+                reader,
+                entry_no: 0,
+                current_is_file: false,
+            })),
+            host_error,
+            progress,
+        }
+    }
+}
+
+/// The `input-stream` of the content of one file of a tree; closed once the reader moved on.
+struct TreeContentStream {
+    cursor: Arc<Mutex<TreeCursor>>,
+    entry_no: u64,
+    host_error: HostError,
+    progress: Option<Arc<dyn ProgressSink>>,
+}
+
+#[async_trait::async_trait]
+impl Pollable for TreeContentStream {
+    async fn ready(&mut self) {}
+}
+
+impl InputStream for TreeContentStream {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        let mut cursor = lock(&self.cursor);
+        if cursor.entry_no != self.entry_no {
+            return Err(StreamError::Closed);
+        }
+        let mut content = cursor.reader.content().map_err(|err| {
+            self.host_error.record(format!("reading from the repository: {err}"));
+            StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
+        })?;
+        read_some(&mut content, size, &self.host_error, self.progress.as_deref())
+    }
+}
+
+impl host::HostTreeReader for JobState {
+    fn next(
+        &mut self,
+        this: Resource<TreeReaderHandle>,
+    ) -> wasmtime::Result<Result<Option<Entry>, AddonError>> {
+        let handle = self.table.get(&this)?;
+        let host_error = handle.host_error.clone();
+        let mut cursor = lock(&handle.cursor);
+        cursor.entry_no += 1;
+        match cursor.reader.next_entry() {
+            Ok(Some(entry)) => {
+                cursor.current_is_file = crate::entry::is_file(&entry);
+                Ok(Ok(Some(crate::entry::to_wit(entry))))
+            }
+            Ok(None) => {
+                cursor.current_is_file = false;
+                Ok(Ok(None))
+            }
+            Err(err) => {
+                cursor.current_is_file = false;
+                Ok(Err(crate::entry::read_error(err, &host_error)))
+            }
+        }
+    }
+
+    fn content(
+        &mut self,
+        this: Resource<TreeReaderHandle>,
+    ) -> wasmtime::Result<Result<Resource<DynInputStream>, AddonError>> {
+        let handle = self.table.get(&this)?;
+        let cursor = lock(&handle.cursor);
+        if !cursor.current_is_file {
+            return Ok(Err(AddonError::InvalidParameter(
+                "content() is only available right after next() returned a regular file".into(),
+            )));
+        }
+        let stream: DynInputStream = Box::new(TreeContentStream {
+            cursor: handle.cursor.clone(),
+            entry_no: cursor.entry_no,
+            host_error: handle.host_error.clone(),
+            progress: handle.progress.clone(),
+        });
+        drop(cursor);
+        Ok(Ok(self.table.push(stream)?))
+    }
+
+    fn drop(&mut self, rep: Resource<TreeReaderHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! The command line: global options, dispatch, and turning errors into one line and an exit
+//! code (never a panic or a backtrace).
+
+mod addon;
+mod backup;
+mod check;
+mod dump;
+mod init;
+mod ls;
+mod output;
+mod progress;
+mod repo;
+mod restore;
+mod snapshots;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for a failed command.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code for a backup that completed but skipped unreadable entries.
+pub(crate) const EXIT_WARNINGS: u8 = 3;
+/// Exit code after Ctrl-C.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Stowaway: deduplicated, compressed, encrypted backups whose backup logic runs as
+/// sandboxed WebAssembly addons.
+#[derive(Debug, Parser)]
+#[command(name = "stowaway", version, about, long_about = None, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Global {
+    /// Repository location: a path (local file system), file:///path or memory://.
+    #[arg(short = 'r', long = "repo", env = "STOWAWAY_REPOSITORY", global = true)]
+    pub repo: Option<String>,
+    /// Read the repository password from this file (else $STOWAWAY_PASSWORD).
+    #[arg(long, env = "STOWAWAY_PASSWORD_FILE", global = true)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print no progress and only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Directory for compiled addons (default ~/.cache/stowaway).
+    #[arg(long, env = "STOWAWAY_CACHE_DIR", global = true)]
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init(init::Args),
+    /// Back up paths (volume addon) or another target through an addon.
+    Backup(backup::Args),
+    /// Restore a snapshot through the addon that made it.
+    Restore(restore::Args),
+    /// List snapshots.
+    Snapshots(snapshots::Args),
+    /// List the entries of a snapshot's tree components.
+    Ls(ls::Args),
+    /// Write one component to stdout (a tree as a tar archive).
+    Dump(dump::Args),
+    /// Verify the repository's structure and, with --read-data, all data.
+    Check(check::Args),
+    /// Show repository statistics.
+    Stats(stats::Args),
+    /// Inspect addons.
+    #[command(subcommand)]
+    Addon(addon::Command),
+}
+
+/// Runs the command line and maps the outcome to an exit code.
+pub(crate) fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("stowaway-io")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("stowaway: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            if err.downcast_ref::<progress::Interrupted>().is_some() {
+                eprintln!("stowaway: interrupted");
+                return ExitCode::from(EXIT_INTERRUPTED);
+            }
+            eprintln!("stowaway: {}", one_line(&err));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::run(g, args).await,
+        Command::Backup(args) => backup::run(g, args).await,
+        Command::Restore(args) => restore::run(g, args).await,
+        Command::Snapshots(args) => snapshots::run(g, args).await,
+        Command::Ls(args) => ls::run(g, args).await,
+        Command::Dump(args) => dump::run(g, args).await,
+        Command::Check(args) => check::run(g, args).await,
+        Command::Stats(args) => stats::run(g, args).await,
+        Command::Addon(cmd) => addon::run(g, cmd).await,
+    }
+}
+
+/// The error and its causes on one line, without repeating a cause the message already holds.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line.replace('\n', " ")
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(g: &Global) {
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,stowaway=debug",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STOWAWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .try_init();
+}

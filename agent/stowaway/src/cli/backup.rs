@@ -1,0 +1,298 @@
+//! `stowaway backup`: runs an addon's backup into the repository and records a snapshot.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use stowaway_repository::{
+    AddonRef, Backup, BackupSummary, ComponentKind, Repository, Snapshot, SnapshotMeta, Target,
+};
+use stowaway_runtime::{JobLimits, JobSpec, VolumeGrant};
+
+use super::progress::{Counters, PhaseSink, Progress};
+use super::{EXIT_WARNINGS, Global, output};
+
+/// Back up paths (volume addon) or another target through an addon.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Directories to back up (each becomes a volume of the volume addon).
+    paths: Vec<PathBuf>,
+    /// Addon to use: a built-in name or a path to a .wasm component.
+    #[arg(long, default_value = "volume")]
+    addon: String,
+    /// Addon parameter NAME=VALUE (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    params: Vec<(String, String)>,
+    /// Exclude paths matching this glob (repeatable): `*.tmp` matches names at any depth,
+    /// `cache/**` paths relative to each directory.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long, value_name = "TAG")]
+    tag: Vec<String>,
+    /// Host name recorded in the snapshot.
+    #[arg(long)]
+    host: Option<String>,
+    /// Name of the target (default: the paths, or the addon's name).
+    #[arg(long)]
+    target_name: Option<String>,
+    /// Snapshot whose files are reused when unchanged (default: the latest of this target).
+    #[arg(long)]
+    parent: Option<String>,
+    /// Read every file again, ignoring the parent snapshot.
+    #[arg(long)]
+    force: bool,
+    /// Stop the addon after this long (e.g. 30m, 2h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Memory limit of the addon in MiB.
+    #[arg(long, default_value_t = 256)]
+    memory_limit_mib: u64,
+    /// Benchmark mode: read the directories natively instead of through the volume addon.
+    #[arg(long, hide = true)]
+    native: bool,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+/// Volume grants for the paths, named after their last component (made unique).
+fn volumes(paths: &[PathBuf]) -> anyhow::Result<Vec<VolumeGrant>> {
+    let mut grants: Vec<VolumeGrant> = Vec::new();
+    for path in paths {
+        let abs = std::fs::canonicalize(path)
+            .with_context(|| format!("cannot back up {}", path.display()))?;
+        if !abs.is_dir() {
+            bail!("cannot back up {}: not a directory (the volume addon backs up directories)", path.display());
+        }
+        let base: String = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "root".to_owned())
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+            .collect();
+        let base = if base.is_empty() || base == "." || base == ".." { "root".to_owned() } else { base };
+        let mut name = base.clone();
+        let mut n = 2;
+        while grants.iter().any(|g| g.name == name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        grants.push(VolumeGrant { name, path: abs });
+    }
+    Ok(grants)
+}
+
+pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let repo = super::repo::open_indexed(g).await?;
+    let runtime = crate::addons::runtime(g)?;
+    let addon = crate::addons::load(&runtime, &args.addon)?;
+    let info = addon.info().clone();
+    let digest = addon.digest().to_owned();
+    let grants = volumes(&args.paths)?;
+    if grants.is_empty() && info.name == "volume" {
+        bail!("nothing to back up: give one or more directories");
+    }
+    let mut params = args.params.clone();
+    if !args.exclude.is_empty() {
+        if !info.parameters.iter().any(|p| p.name == "exclude") {
+            bail!("addon {} has no exclude parameter", info.label());
+        }
+        params.extend(args.exclude.iter().map(|e| ("exclude".to_owned(), e.clone())));
+    }
+    let target = Target {
+        kind: info.target_kinds.first().cloned().unwrap_or_else(|| info.name.clone()),
+        name: args.target_name.clone().unwrap_or_else(|| {
+            if grants.is_empty() {
+                info.name.clone()
+            } else {
+                grants.iter().map(|v| v.path.display().to_string()).collect::<Vec<_>>().join(",")
+            }
+        }),
+    };
+    let hostname = args.host.clone().unwrap_or_else(stowaway_repository::hostname);
+
+    let lock = repo.lock(false, "backup").await?;
+    let parent = find_parent(&repo, &args, &target, &hostname).await?;
+    let backup = Arc::new(repo.start_backup(parent.as_ref())?);
+    let counters = backup.progress();
+
+    let cancel = stowaway_runtime::CancelToken::new();
+    let interrupted = super::progress::cancel_on_ctrl_c(cancel.clone());
+    let phase = Arc::new(Mutex::new(String::new()));
+    let total = Arc::new(AtomicU64::new(0));
+    if !g.quiet && !g.json {
+        spawn_size_scan(grants.clone(), total.clone());
+    }
+    let progress = Progress::start(
+        g,
+        "backup",
+        Counters {
+            items: Box::new({
+                let c = counters.clone();
+                move || c.files_done()
+            }),
+            bytes: Box::new({
+                let c = counters.clone();
+                move || c.bytes_processed.load(Ordering::Relaxed)
+            }),
+            total_bytes: total,
+            phase: phase.clone(),
+        },
+    );
+
+    let spec = JobSpec {
+        id: format!("cli-{}", std::process::id()),
+        parameters: params,
+        volumes: grants.clone(),
+        limits: JobLimits {
+            memory_bytes: args.memory_limit_mib.saturating_mul(1024 * 1024),
+            deadline: args.timeout,
+            ..JobLimits::default()
+        },
+        cancel,
+        progress: Some(Arc::new(PhaseSink(phase))),
+        ..JobSpec::new("cli")
+    };
+    let run_backup = backup.clone();
+    let native = args.native;
+    let result = tokio::task::spawn_blocking(move || {
+        if native {
+            crate::native::backup(&spec.volumes, &run_backup)
+        } else {
+            addon.backup(spec, run_backup).map_err(anyhow::Error::from)
+        }
+    })
+    .await
+    .context("the backup task failed")?;
+    drop(progress);
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(super::progress::Interrupted.into());
+    }
+    let output = result?;
+    let backup: Backup = Arc::try_unwrap(backup)
+        .map_err(|_| anyhow::anyhow!("internal error: the backup is still in use after the addon finished"))?;
+
+    let mut components = output.components;
+    for component in &mut components {
+        if component.kind == ComponentKind::Tree
+            && let Some(grant) = grants.iter().find(|v| v.name == component.name)
+        {
+            component.attributes.push(("path".into(), grant.path.display().to_string()));
+        }
+    }
+    let warnings: u64 = components
+        .iter()
+        .flat_map(|c| c.attributes.iter())
+        .chain(output.attributes.iter())
+        .filter(|(k, _)| k == "warnings")
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    let meta = SnapshotMeta {
+        hostname: Some(hostname),
+        target,
+        addon: AddonRef {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            digest: format!("sha256:{digest}"),
+        },
+        tags: args.tag.clone(),
+        attributes: output.attributes,
+        ..SnapshotMeta::default()
+    };
+    let snapshot = backup.commit(meta, components).await.context("recording the snapshot")?;
+    lock.release().await?;
+    report(g, &snapshot, parent.as_ref(), started.elapsed(), warnings)?;
+    Ok(if warnings > 0 { EXIT_WARNINGS } else { 0 })
+}
+
+async fn find_parent(
+    repo: &Repository,
+    args: &Args,
+    target: &Target,
+    hostname: &str,
+) -> anyhow::Result<Option<Snapshot>> {
+    if args.force {
+        return Ok(None);
+    }
+    if let Some(spec) = &args.parent {
+        return Ok(Some(repo.find_snapshot(spec).await?));
+    }
+    let snapshots = repo.snapshots().await?;
+    Ok(snapshots
+        .into_iter()
+        .rev()
+        .find(|s| &s.target == target && s.hostname == hostname))
+}
+
+/// Counts the bytes under the directories in the background, for the ETA.
+fn spawn_size_scan(grants: Vec<VolumeGrant>, total: Arc<AtomicU64>) {
+    std::thread::spawn(move || {
+        let mut stack: Vec<PathBuf> = grants.into_iter().map(|g| g.path).collect();
+        let mut sum = 0u64;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if meta.is_file() {
+                    sum += meta.len();
+                }
+            }
+        }
+        total.store(sum, Ordering::Relaxed);
+    });
+}
+
+fn report(
+    g: &Global,
+    snapshot: &Snapshot,
+    parent: Option<&Snapshot>,
+    elapsed: std::time::Duration,
+    warnings: u64,
+) -> anyhow::Result<()> {
+    let s: &BackupSummary = &snapshot.summary;
+    if g.json {
+        return output::json(&serde_json::json!({
+            "snapshot": snapshot.id.to_hex(),
+            "parent": parent.map(|p| p.id.to_hex()),
+            "summary": s,
+            "components": snapshot.components.iter().map(|c| serde_json::json!({
+                "name": c.name, "kind": c.kind, "size": c.size,
+            })).collect::<Vec<_>>(),
+            "warnings": warnings,
+            "seconds": elapsed.as_secs_f64(),
+        }));
+    }
+    if g.quiet {
+        return Ok(());
+    }
+    if let Some(p) = parent {
+        println!("using parent snapshot {}", p.id.short());
+    }
+    println!(
+        "files: {} new, {} changed, {} unmodified; {} directories",
+        s.files_new, s.files_changed, s.files_unmodified, s.dirs
+    );
+    println!(
+        "processed {} in {:.1}s, added {} to the repository ({} data blobs, {} tree blobs)",
+        output::bytes(s.bytes_processed),
+        elapsed.as_secs_f64(),
+        output::bytes(s.bytes_added),
+        s.data_blobs_new,
+        s.tree_blobs_new
+    );
+    if warnings > 0 {
+        println!("warning: {warnings} entries could not be read and are missing from the snapshot (see the log)");
+    }
+    println!("snapshot {} saved", snapshot.id.short());
+    Ok(())
+}

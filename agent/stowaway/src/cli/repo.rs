@@ -1,0 +1,51 @@
+//! Opening the repository named on the command line.
+
+use anyhow::{Context, bail};
+use stowaway_repository::Repository;
+use stowaway_storage::Storage;
+use zeroize::Zeroizing;
+
+use super::Global;
+
+/// The storage of `--repo` / `$STOWAWAY_REPOSITORY`.
+pub(crate) fn storage(g: &Global) -> anyhow::Result<Storage> {
+    let Some(url) = g.repo.as_deref() else {
+        bail!("no repository given: use --repo PATH or set STOWAWAY_REPOSITORY");
+    };
+    Storage::from_url(url).with_context(|| format!("opening repository location {url}"))
+}
+
+/// The password from `--password-file` or `$STOWAWAY_PASSWORD`.
+pub(crate) fn password(g: &Global) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(path) = &g.password_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password file {}", path.display()))?;
+        let password = text.strip_suffix('\n').unwrap_or(&text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        if password.is_empty() {
+            bail!("the password file {} is empty", path.display());
+        }
+        return Ok(Zeroizing::new(password.to_owned()));
+    }
+    match std::env::var("STOWAWAY_PASSWORD") {
+        Ok(p) if !p.is_empty() => Ok(Zeroizing::new(p)),
+        _ => bail!("no password given: set STOWAWAY_PASSWORD or use --password-file FILE"),
+    }
+}
+
+/// Opens the repository (checking the password).
+pub(crate) async fn open(g: &Global) -> anyhow::Result<Repository> {
+    let storage = storage(g)?;
+    let location = storage.describe();
+    let password = password(g)?;
+    Repository::open(storage, &password)
+        .await
+        .with_context(|| format!("opening repository {location}"))
+}
+
+/// Opens the repository and loads its index (for backup, restore, check, stats).
+pub(crate) async fn open_indexed(g: &Global) -> anyhow::Result<Repository> {
+    let repo = open(g).await?;
+    repo.load_index().await.context("loading the index")?;
+    Ok(repo)
+}

@@ -1,0 +1,178 @@
+//! `stowaway restore`: restores a snapshot through the addon that made it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, bail};
+use stowaway_repository::{ComponentKind, ComponentRecord};
+use stowaway_runtime::{JobLimits, JobSpec, VolumeGrant};
+
+use super::progress::{Counters, PhaseSink, Progress};
+use super::{Global, output};
+
+/// Restore a snapshot through the addon that made it.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Snapshot id (or a unique prefix), or `latest`.
+    snapshot: String,
+    /// Directory to restore tree components into; each goes to TARGET/<component name>.
+    #[arg(long, short = 't')]
+    target: Option<PathBuf>,
+    /// Restore only this component (repeatable; default: all).
+    #[arg(long = "component", value_name = "NAME")]
+    components: Vec<String>,
+    /// Addon parameter NAME=VALUE (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    params: Vec<(String, String)>,
+    /// Use this addon instead of the one recorded in the snapshot (name or .wasm path).
+    #[arg(long)]
+    addon: Option<String>,
+    /// Stop the addon after this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Memory limit of the addon in MiB.
+    #[arg(long, default_value_t = 256)]
+    memory_limit_mib: u64,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let repo = super::repo::open_indexed(g).await?;
+    let snapshot = repo.find_snapshot(&args.snapshot).await?;
+    let components: Vec<ComponentRecord> = if args.components.is_empty() {
+        snapshot.components.clone()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.components {
+            let Some(c) = snapshot.component(name) else {
+                let names: Vec<&str> = snapshot.components.iter().map(|c| c.name.as_str()).collect();
+                bail!("snapshot {} has no component {name:?} (it has: {})", snapshot.id.short(), names.join(", "));
+            };
+            chosen.push(c.clone());
+        }
+        chosen
+    };
+
+    let runtime = crate::addons::runtime(g)?;
+    let addon_name = args.addon.clone().unwrap_or_else(|| snapshot.addon.name.clone());
+    let addon = crate::addons::load(&runtime, &addon_name)?;
+    let recorded = snapshot.addon.digest.strip_prefix("sha256:").unwrap_or(&snapshot.addon.digest);
+    if args.addon.is_none() && !recorded.is_empty() && recorded != addon.digest() {
+        tracing::info!(
+            addon = %addon.info().label(),
+            snapshot_addon = %format!("{} {}", snapshot.addon.name, snapshot.addon.version),
+            "restoring with a different build of the addon than the one that made the snapshot"
+        );
+    }
+
+    let mut grants = Vec::new();
+    if components.iter().any(|c| c.kind == ComponentKind::Tree) {
+        let Some(target) = &args.target else {
+            bail!("--target DIR is required to restore the snapshot's directories");
+        };
+        std::fs::create_dir_all(target)
+            .with_context(|| format!("creating the target directory {}", target.display()))?;
+        for c in components.iter().filter(|c| c.kind == ComponentKind::Tree) {
+            let dir = target.join(&c.name);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            grants.push(VolumeGrant {
+                name: c.name.clone(),
+                path: dir,
+            });
+        }
+    }
+
+    let lock = repo.lock(false, "restore").await?;
+    let total: u64 = components.iter().map(|c| c.size).sum();
+    let done = Arc::new(AtomicU64::new(0));
+    let cancel = stowaway_runtime::CancelToken::new();
+    let interrupted = super::progress::cancel_on_ctrl_c(cancel.clone());
+    let phase = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::new(RestoreSink {
+        phase: PhaseSink(phase.clone()),
+        bytes: done.clone(),
+    });
+    let progress = Progress::start(
+        g,
+        "restore",
+        Counters {
+            items: Box::new(|| 0),
+            bytes: Box::new({
+                let done = done.clone();
+                move || done.load(Ordering::Relaxed)
+            }),
+            total_bytes: Arc::new(AtomicU64::new(total)),
+            phase,
+        },
+    );
+    let spec = JobSpec {
+        parameters: args.params.clone(),
+        volumes: grants.clone(),
+        limits: JobLimits {
+            memory_bytes: args.memory_limit_mib.saturating_mul(1024 * 1024),
+            deadline: args.timeout,
+            ..JobLimits::default()
+        },
+        cancel,
+        progress: Some(sink),
+        ..JobSpec::new(format!("cli-{}", std::process::id()))
+    };
+    let run_repo = repo.clone();
+    let run_components = components.clone();
+    let result = tokio::task::spawn_blocking(move || addon.restore(spec, run_repo, run_components))
+        .await
+        .context("the restore task failed")?;
+    drop(progress);
+    lock.release().await?;
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(super::progress::Interrupted.into());
+    }
+    result?;
+
+    let elapsed = started.elapsed();
+    if g.json {
+        output::json(&serde_json::json!({
+            "snapshot": snapshot.id.to_hex(),
+            "components": components.iter().map(|c| &c.name).collect::<Vec<_>>(),
+            "bytes": total,
+            "target": args.target,
+            "seconds": elapsed.as_secs_f64(),
+        }))?;
+    } else if !g.quiet {
+        for grant in &grants {
+            println!("restored component {} to {}", grant.name, grant.path.display());
+        }
+        println!(
+            "restored {} from snapshot {} in {:.1}s",
+            output::bytes(total),
+            snapshot.id.short(),
+            elapsed.as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+/// Progress of a restore: the addon's phase and the bytes it read.
+struct RestoreSink {
+    phase: PhaseSink,
+    bytes: Arc<AtomicU64>,
+}
+
+impl stowaway_runtime::ProgressSink for RestoreSink {
+    fn report(&self, progress: &stowaway_runtime::AddonProgress) {
+        self.phase.report(progress);
+    }
+
+    fn transferred(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
