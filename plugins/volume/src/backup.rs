@@ -88,7 +88,9 @@ pub fn run(job: &Job) -> Result<Attributes, AddonError> {
             ..
         } = walk;
         items = done;
-        TreeWriter::finish(tree, &stats.attributes())?;
+        let mut attributes = stats.attributes();
+        attributes.extend(crate::root::attributes(volume));
+        TreeWriter::finish(tree, &attributes)?;
         log::info_with(
             "volume backed up",
             &[

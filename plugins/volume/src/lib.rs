@@ -2,11 +2,13 @@
 //!
 //! Backup writes one tree component per granted volume, named after the volume; restore
 //! writes the selected tree components back into the writable volumes of the same names.
-//! See `backup.rs` and `restore.rs` for the rules, `exclude.rs` for the `exclude` patterns.
+//! See `backup.rs` and `restore.rs` for the rules, `exclude.rs` for the `exclude` patterns,
+//! `root.rs` for how the volume root's own metadata travels (tree attributes `root-*`).
 
 mod backup;
 mod exclude;
 mod restore;
+mod root;
 
 use stowaway_addon::{
     Addon, AddonError, AddonInfo, Attributes, Capability, Job, Operation, Parameter, ParameterType,

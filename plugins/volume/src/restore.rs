@@ -49,6 +49,12 @@ pub fn run(job: &Job) -> Result<(), AddonError> {
             warnings: 0,
         };
         restore.run(&reader)?;
+        if options.overwrite
+            && let Some(update) = crate::root::update(&component.attributes, options.restore_owner)
+            && let Err(e) = volumes::set_attributes(volume.name(), "", update)
+        {
+            restore.warn("cannot set the volume root's metadata", "", &e);
+        }
         items = restore.items;
         bytes = restore.bytes;
         log::info_with(
