@@ -15,7 +15,9 @@ use crate::tree::Node;
 /// Deepest directory nesting accepted.
 const MAX_DEPTH: usize = 1024;
 
-/// Reads a tree component entry by entry (depth-first, parents first).
+/// Reads a tree component entry by entry: depth-first, parents before children, names in
+/// byte order within a directory, and hard links after all other entries (so their
+/// targets exist when restoring).
 pub struct TreeReader {
     items: VecDeque<(Entry, usize)>,
     /// The walk stopped here (returned after the valid entries before it).
@@ -27,8 +29,8 @@ pub struct TreeReader {
     pos: usize,
 }
 
-/// Checks one node; `path` is its full path.
-fn validate_node(node: &Node, path: &str, files: &HashSet<String>) -> Result<()> {
+/// Checks one node; `path` is its full path. Hard-link targets are checked after the walk.
+fn validate_node(node: &Node, path: &str) -> Result<()> {
     validate_name(path, &node.name)?;
     let bad = |reason: &str| Err(Error::invalid_entry(path, reason));
     match node.kind {
@@ -41,11 +43,9 @@ fn validate_node(node: &Node, path: &str, files: &HashSet<String>) -> Result<()>
         return bad("only regular files have content");
     }
     match node.kind {
-        EntryKind::Symlink if node.link_target.is_none() => bad("symlink without a target"),
-        EntryKind::Hardlink => match &node.link_target {
-            Some(target) if files.contains(target) => Ok(()),
-            _ => bad("hard link target is not an earlier file"),
-        },
+        EntryKind::Symlink | EntryKind::Hardlink if node.link_target.is_none() => {
+            bad("link without a target")
+        }
         _ => Ok(()),
     }
 }
@@ -59,6 +59,7 @@ async fn walk(
     let mut items = VecDeque::new();
     let mut content = Vec::new();
     let mut files = HashSet::new();
+    let mut hardlinks = Vec::new();
     let root_tree = repo.read_tree(&root).await?;
     let mut stack = vec![(String::new(), root_tree.nodes.into_iter(), None::<String>)];
     let error = loop {
@@ -74,7 +75,7 @@ async fn walk(
         } else {
             format!("{prefix}/{}", node.name)
         };
-        if let Err(e) = validate_node(&node, &path, &files) {
+        if let Err(e) = validate_node(&node, &path) {
             break Some(e);
         }
         if last
@@ -87,6 +88,10 @@ async fn walk(
             ));
         }
         *last = Some(node.name.clone());
+        if node.kind == EntryKind::Hardlink {
+            hardlinks.push(node.to_entry(path));
+            continue;
+        }
         items.push_back((node.to_entry(path.clone()), node.content.len()));
         content.extend_from_slice(&node.content);
         match (node.kind, node.subtree) {
@@ -105,6 +110,19 @@ async fn walk(
             _ => {}
         }
     };
+    // Hard links come last so that their targets exist when they are restored.
+    let mut error = error;
+    for link in hardlinks {
+        match &link.link_target {
+            Some(target) if files.contains(target) => items.push_back((link, 0)),
+            _ => {
+                error.get_or_insert_with(|| {
+                    Error::invalid_entry(&link.path, "hard link target is not a file of this tree")
+                });
+                break;
+            }
+        }
+    }
     Ok((items, content, error))
 }
 
