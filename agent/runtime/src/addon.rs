@@ -16,7 +16,7 @@ use crate::engine::Runtime;
 use crate::error::{Error, Failure, Result};
 use crate::info::{AddonInfo, Operation};
 use crate::job::{JobSpec, JobState, Mode};
-use crate::limits::{CancelReason, CancelToken, Interrupted, JobLimits};
+use crate::limits::{CancelReason, Interrupted, JobLimits};
 use crate::logpipe::LogPipe;
 use crate::volumes::GrantedVolume;
 
@@ -188,13 +188,14 @@ impl Addon {
     }
 
     /// Runs the addon's restore of `components` from `repository`, with the job's volumes
-    /// granted read-write. Blocks like [`Addon::backup`].
+    /// granted read-write. Blocks like [`Addon::backup`]. Returns the addon's attributes (for
+    /// example a count of warnings).
     pub fn restore(
         &self,
         spec: JobSpec,
         repository: Repository,
         components: Vec<ComponentRecord>,
-    ) -> Result<()> {
+    ) -> Result<Vec<(String, String)>> {
         self.require(Operation::Restore)?;
         let limits = spec.limits.clone();
         let mode = Mode::Restore {
@@ -367,7 +368,6 @@ fn classify_trap(store: &mut Store<JobState>, pipes: &Pipes, err: wasmtime::Erro
     if let Some(host) = state.host_error.take() {
         return Failure::Host(host);
     }
-    let _ = CancelToken::is_cancelled;
     let mut message = match err.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => format!("{err:#}"),
@@ -379,8 +379,13 @@ fn classify_trap(store: &mut Store<JobState>, pipes: &Pipes, err: wasmtime::Erro
         .chain(pipes.stdout.tail())
         .filter(|l| !l.trim().is_empty())
         .collect();
-    if let Some(panic) = tail.iter().rev().find(|l| l.contains("panicked")).or(tail.last()) {
-        message = format!("{message}; the addon's last output: {}", panic.trim());
+    // Rust panics print "panicked at file:line:" and the message on the next line.
+    let last_output = match tail.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => Some(tail[i..tail.len().min(i + 2)].join(" ")),
+        None => tail.last().cloned(),
+    };
+    if let Some(output) = last_output {
+        message = format!("{message}; the addon's last output: {}", output.trim());
     }
     Failure::Trap(message)
 }

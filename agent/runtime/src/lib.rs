@@ -30,6 +30,9 @@ mod logpipe;
 mod params;
 mod volumes;
 
+#[cfg(test)]
+mod tests;
+
 pub use addon::{Addon, BackupOutput};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{Error, Failure, Result};

@@ -39,13 +39,13 @@ impl Addon for Hello {
         Ok(vec![("length".into(), message.len().to_string())])
     }
 
-    fn restore(job: &Job) -> Result<(), AddonError> {
+    fn restore(job: &Job) -> Result<Attributes, AddonError> {
         let mut text = String::new();
         InputReader::new(job.open_stream("greeting")?).read_to_string(&mut text)?;
         if text != job.param("message").unwrap_or_default() {
             return Err(error::corrupt("the greeting differs"));
         }
-        Ok(())
+        Ok(Vec::new())
     }
 }
 

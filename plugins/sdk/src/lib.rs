@@ -122,7 +122,7 @@ pub trait Addon {
 
     /// Restores the components of a snapshot ([`Job::components`], [`Job::open_stream`],
     /// [`Job::open_tree`]). The default refuses with [`AddonError::Unsupported`].
-    fn restore(job: &Job) -> Result<(), AddonError> {
+    fn restore(job: &Job) -> Result<Attributes, AddonError> {
         let _ = job;
         Err(AddonError::Unsupported("this addon cannot restore".into()))
     }
@@ -141,7 +141,7 @@ impl<T: Addon> backup::Guest for T {
 }
 
 impl<T: Addon> restore::Guest for T {
-    fn run(job: &Job) -> Result<(), AddonError> {
+    fn run(job: &Job) -> Result<Attributes, AddonError> {
         <T as Addon>::restore(job)
     }
 }

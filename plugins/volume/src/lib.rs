@@ -59,7 +59,7 @@ impl Addon for VolumeAddon {
         backup::run(job)
     }
 
-    fn restore(job: &Job) -> Result<(), AddonError> {
+    fn restore(job: &Job) -> Result<Attributes, AddonError> {
         restore::run(job)
     }
 }

@@ -6,7 +6,7 @@ use stowaway_addon::bindings::wasi::filesystem::types::{DescriptorType, PathFlag
 use stowaway_addon::volume::Volume;
 use stowaway_addon::volumes::{self, MetadataUpdate};
 use stowaway_addon::{
-    AddonError, ComponentKind, Entry, EntryKind, ErrorCode, Job, SpliceError, TreeReader, error,
+    AddonError, Attributes, ComponentKind, Entry, EntryKind, ErrorCode, Job, SpliceError, TreeReader, error,
     log, splice_all,
 };
 
@@ -14,13 +14,14 @@ const CANCEL_EVERY: u64 = 256;
 const PROGRESS_EVERY: u64 = 1000;
 
 /// `restore.run`.
-pub fn run(job: &Job) -> Result<(), AddonError> {
+pub fn run(job: &Job) -> Result<Attributes, AddonError> {
     let options = Options {
         restore_owner: job.param_bool("restore-owner", true)?,
         overwrite: job.param_bool("overwrite", true)?,
     };
     let mut items = 0u64;
     let mut bytes = 0u64;
+    let mut warnings = 0u64;
     for component in job.components() {
         if component.kind != ComponentKind::Tree {
             log::warn_with(
@@ -57,6 +58,7 @@ pub fn run(job: &Job) -> Result<(), AddonError> {
         }
         items = restore.items;
         bytes = restore.bytes;
+        warnings += restore.warnings;
         log::info_with(
             "volume restored",
             &[
@@ -66,7 +68,11 @@ pub fn run(job: &Job) -> Result<(), AddonError> {
         );
     }
     job.report("restore", items, bytes);
-    Ok(())
+    Ok(vec![
+        ("files".into(), items.to_string()),
+        ("bytes".into(), bytes.to_string()),
+        ("warnings".into(), warnings.to_string()),
+    ])
 }
 
 #[derive(Clone, Copy)]
@@ -284,10 +290,9 @@ impl Restore<'_> {
         if !self.clear(path)? {
             return Ok(());
         }
-        if let Err(code) = self.volume.dir().symlink_at(target, path) {
-            // WASI (cap-std) refuses absolute targets; see plugins/README.md.
-            let why = format!("target {target:?}: {}", error::describe_error_code(code));
-            self.warn("cannot create symlink (left out)", path, &why);
+        // The host creates it: WASI (cap-std) refuses absolute targets.
+        if let Err(e) = volumes::create_symlink(self.volume.name(), path, target) {
+            self.warn("cannot create symlink (left out)", path, &e);
             return Ok(());
         }
         self.set_attributes(entry, false);

@@ -136,7 +136,12 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     if interrupted.load(Ordering::SeqCst) {
         return Err(super::progress::Interrupted.into());
     }
-    result?;
+    let attributes = result?;
+    let warnings: u64 = attributes
+        .iter()
+        .filter(|(k, _)| k == "warnings")
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
 
     let elapsed = started.elapsed();
     if g.json {
@@ -145,6 +150,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             "components": components.iter().map(|c| &c.name).collect::<Vec<_>>(),
             "bytes": total,
             "target": args.target,
+            "warnings": warnings,
             "seconds": elapsed.as_secs_f64(),
         }))?;
     } else if !g.quiet {
@@ -157,8 +163,11 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             snapshot.id.short(),
             elapsed.as_secs_f64()
         );
+        if warnings > 0 {
+            println!("warning: {warnings} entries could not be restored (see the log)");
+        }
     }
-    Ok(0)
+    Ok(if warnings > 0 { super::EXIT_WARNINGS } else { 0 })
 }
 
 /// Progress of a restore: the addon's phase and the bytes it read.

@@ -93,7 +93,7 @@ impl Addon for StreamEcho {
         ])
     }
 
-    fn restore(job: &Job) -> Result<(), AddonError> {
+    fn restore(job: &Job) -> Result<Attributes, AddonError> {
         let p = params(job)?;
         if !job.components().iter().any(|c| c.name == "data") {
             return Err(error::not_found("component data is not in the snapshot"));
@@ -120,7 +120,7 @@ impl Addon for StreamEcho {
                 "data has {pos} bytes, expected {total}"
             )));
         }
-        Ok(())
+        Ok(vec![("bytes".into(), pos.to_string())])
     }
 }
 
