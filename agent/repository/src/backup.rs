@@ -145,6 +145,12 @@ impl Backup {
         TreeWriter::new(Arc::clone(&self.inner), name, parent_root)
     }
 
+    /// Stores an arbitrary blob (tests hand-craft trees with it).
+    #[cfg(test)]
+    pub(crate) fn store_blob(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
+        self.inner.store_blob(blob_type, data)
+    }
+
     /// Live counters.
     pub fn progress(&self) -> Arc<BackupProgress> {
         Arc::clone(&self.inner.shared.progress)

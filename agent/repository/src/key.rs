@@ -144,3 +144,25 @@ pub(crate) async fn open_master_key(storage: &Storage, password: &str) -> Result
     }
     Err(Error::WrongPassword)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run: `cargo test -p stowaway-repository --lib kdf_timing -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing"]
+    fn kdf_timing() {
+        let master = MasterKey::random().expect("random");
+        let start = std::time::Instant::now();
+        let file = KeyFile::wrap(&master, "pw", KdfParams::default()).expect("wrap");
+        println!(
+            "argon2id 64 MiB / 3 passes / 1 lane: wrap {:?}",
+            start.elapsed()
+        );
+        let start = std::time::Instant::now();
+        assert!(file.unwrap_key("pw").expect("unwrap").is_some());
+        println!("unwrap {:?}", start.elapsed());
+        assert!(file.unwrap_key("wrong").expect("unwrap").is_none());
+    }
+}

@@ -730,10 +730,11 @@ async fn throughput() {
             };
             if meta.is_dir() {
                 stack.push(path);
-            } else if meta.is_file() && corpus.len() < 1 << 30 {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    corpus.extend_from_slice(&bytes);
-                }
+            } else if meta.is_file()
+                && corpus.len() < 1 << 30
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                corpus.extend_from_slice(&bytes);
             }
         }
     }

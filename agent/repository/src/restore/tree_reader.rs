@@ -196,3 +196,121 @@ impl Read for ContentReader<'_> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::BlobType;
+    use crate::config::{InitOptions, KdfParams};
+    use crate::snapshot::{ComponentKind, SnapshotMeta};
+    use crate::tree::Tree;
+    use stowaway_storage::Storage;
+
+    fn node(name: &str, kind: EntryKind) -> Node {
+        Node::from_entry(&Entry::new(name, kind), name)
+    }
+
+    /// Stores hand-crafted trees (`trees[0]` is the root; a dir node's subtree may refer
+    /// to a later tree by index through `links`) and reads them back.
+    async fn read_crafted(root: Vec<Node>, sub: Option<Vec<Node>>) -> Result<Vec<String>> {
+        let options = InitOptions {
+            kdf: KdfParams::insecure_fast(),
+            ..InitOptions::default()
+        };
+        let repo = Repository::init(Storage::memory(), "pw", options).await?;
+        repo.load_index().await?;
+        let backup = repo.start_backup(None)?;
+        let (backup, root_id) = tokio::task::spawn_blocking(move || {
+            let mut root = root;
+            if let Some(sub) = sub {
+                let json =
+                    serde_json::to_vec(&Tree { nodes: sub }).map_err(std::io::Error::other)?;
+                let id = backup.store_blob(BlobType::Tree, &json)?;
+                for n in root.iter_mut().filter(|n| n.kind == EntryKind::Dir) {
+                    n.subtree = Some(id);
+                }
+            }
+            let json = serde_json::to_vec(&Tree { nodes: root }).map_err(std::io::Error::other)?;
+            let id = backup.store_blob(BlobType::Tree, &json)?;
+            Ok::<_, Error>((backup, id))
+        })
+        .await
+        .map_err(|_| Error::Shutdown)??;
+        let record = ComponentRecord {
+            name: "evil".into(),
+            kind: ComponentKind::Tree,
+            media_type: String::new(),
+            size: 0,
+            attributes: Vec::new(),
+            root: root_id,
+        };
+        backup
+            .commit(SnapshotMeta::default(), vec![record.clone()])
+            .await?;
+        tokio::task::spawn_blocking(move || {
+            let mut reader = repo.open_tree(&record)?;
+            let mut paths = Vec::new();
+            while let Some(entry) = reader.next_entry()? {
+                paths.push(entry.path);
+            }
+            Ok(paths)
+        })
+        .await
+        .map_err(|_| Error::Shutdown)?
+    }
+
+    async fn expect_invalid(root: Vec<Node>, sub: Option<Vec<Node>>, path: &str) {
+        match read_crafted(root, sub).await {
+            Err(Error::InvalidEntry { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("expected InvalidEntry for {path:?}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn malicious_trees_are_rejected() {
+        expect_invalid(vec![node("..", EntryKind::Fifo)], None, "..").await;
+        expect_invalid(vec![node(".", EntryKind::Dir)], Some(vec![]), ".").await;
+        expect_invalid(vec![node("/etc", EntryKind::Dir)], Some(vec![]), "/etc").await;
+        expect_invalid(vec![node("", EntryKind::File)], None, "").await;
+        expect_invalid(vec![node("a\0b", EntryKind::File)], None, "a\0b").await;
+        // An escape inside a subdirectory is reported with its full path.
+        expect_invalid(
+            vec![node("d", EntryKind::Dir)],
+            Some(vec![node("..", EntryKind::Fifo)]),
+            "d/..",
+        )
+        .await;
+        // Entries "under" a symlink or a file: a symlink named "a" plus a node "a/b", or a
+        // symlink carrying a subtree.
+        let mut link = node("a", EntryKind::Symlink);
+        link.link_target = Some("/etc".into());
+        expect_invalid(
+            vec![link.clone(), node("a/b", EntryKind::File)],
+            None,
+            "a/b",
+        )
+        .await;
+        let mut link_with_subtree = link.clone();
+        link_with_subtree.subtree = Some(crate::BlobId::default());
+        expect_invalid(vec![link_with_subtree], None, "a").await;
+        let mut file_with_subtree = node("f", EntryKind::File);
+        file_with_subtree.subtree = Some(crate::BlobId::default());
+        expect_invalid(vec![file_with_subtree], None, "f").await;
+        // Duplicates and unsorted names.
+        expect_invalid(
+            vec![node("x", EntryKind::Fifo), node("x", EntryKind::Fifo)],
+            None,
+            "x",
+        )
+        .await;
+        // A hard link to something that is not a file of the tree.
+        let mut hard = node("h", EntryKind::Hardlink);
+        hard.link_target = Some("../../etc/shadow".into());
+        expect_invalid(vec![hard], None, "h").await;
+        // The valid entries before the bad one are returned first.
+        let paths = read_crafted(vec![node("ok", EntryKind::Fifo)], None)
+            .await
+            .expect("valid tree");
+        assert_eq!(paths, ["ok"]);
+    }
+}
