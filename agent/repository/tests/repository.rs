@@ -764,3 +764,16 @@ async fn throughput() {
     println!("restore: {:.0} MB/s", back.len() as f64 / secs / 1e6);
     assert_eq!(back.len(), len);
 }
+
+#[test]
+fn handles_are_send_and_sync_where_documented() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Repository>();
+    send_sync::<Backup>();
+    send::<stowaway_repository::StreamWriter>();
+    send::<stowaway_repository::TreeWriter>();
+    send::<stowaway_repository::StreamReader>();
+    send::<stowaway_repository::TreeReader>();
+    send::<stowaway_repository::LockGuard>();
+}
