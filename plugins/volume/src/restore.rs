@@ -331,12 +331,13 @@ impl Restore<'_> {
         Ok(())
     }
 
-    /// Sets the entry's metadata; `full` false sets times only (symlinks). A failure is a
-    /// warning.
+    /// Sets the entry's metadata; `full` false (symlinks) skips the permission bits, which
+    /// symlinks do not have. The host never follows a symlink when it sets owner or times.
+    /// A failure is a warning.
     fn set_attributes(&mut self, entry: &Entry, full: bool) {
         let update = MetadataUpdate {
             mode: full.then_some(entry.mode),
-            owner: (full && self.options.restore_owner).then_some((entry.uid, entry.gid)),
+            owner: self.options.restore_owner.then_some((entry.uid, entry.gid)),
             mtime: Some(entry.mtime),
             atime: Some(entry.atime),
         };
