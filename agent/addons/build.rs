@@ -39,7 +39,13 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--workspace",
+        ])
         .arg("--manifest-path")
         .arg(plugins.join("Cargo.toml"));
     if plugins.join("Cargo.lock").exists() {
@@ -60,7 +66,10 @@ fn main() {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|err| {
-        panic!("could not run cargo to build the addons in {}: {err}", plugins.display())
+        panic!(
+            "could not run cargo to build the addons in {}: {err}",
+            plugins.display()
+        )
     });
     if !status.success() {
         panic!(
@@ -72,13 +81,21 @@ fn main() {
 
     let artifacts = plugins.join("target/wasm32-wasip2/release");
     let mut code = String::new();
-    code.push_str("/// Built-in addons: (name, component bytes).\npub const BUILTIN: &[(&str, &[u8])] = &[\n");
+    code.push_str(
+        "/// Built-in addons: (name, component bytes).\npub const BUILTIN: &[(&str, &[u8])] = &[\n",
+    );
     for (name, package) in BUILTIN {
         let path = artifact(&artifacts, package);
-        writeln!(code, "    ({name:?}, include_bytes!({:?})),", path.display().to_string())
-            .expect("writing to a String cannot fail");
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("writing to a String cannot fail");
     }
-    code.push_str("];\n\n/// Paths of the sandbox test programs (not embedded).\npub mod test_programs {\n");
+    code.push_str(
+        "];\n\n/// Paths of the sandbox test programs (not embedded).\npub mod test_programs {\n",
+    );
     for (constant, package) in TEST_PROGRAMS {
         let path = artifact(&artifacts, package);
         writeln!(

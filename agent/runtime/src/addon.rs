@@ -60,7 +60,9 @@ impl Addon {
             reason,
         };
         if wasm.len() < 8 || &wasm[..4] != WASM_MAGIC {
-            return Err(invalid("the file does not start with the WebAssembly magic bytes".into()));
+            return Err(invalid(
+                "the file does not start with the WebAssembly magic bytes".into(),
+            ));
         }
         if &wasm[4..8] == CORE_MODULE_VERSION {
             return Err(invalid(
@@ -139,7 +141,8 @@ impl Addon {
             grace: std::time::Duration::ZERO,
             ..JobLimits::default()
         };
-        let (mut store, pipes) = self.store(JobSpec::new("describe"), limits, Mode::Describe, false)?;
+        let (mut store, pipes) =
+            self.store(JobSpec::new("describe"), limits, Mode::Describe, false)?;
         let result = self
             .pre
             .instantiate(&mut store)
@@ -216,7 +219,10 @@ impl Addon {
         }
         Err(Error::PermissionDenied {
             addon: self.label(),
-            reason: format!("it does not implement {op:?} (describe() lists {:?})", self.info.operations),
+            reason: format!(
+                "it does not implement {op:?} (describe() lists {:?})",
+                self.info.operations
+            ),
         })
     }
 
@@ -278,9 +284,13 @@ impl Addon {
                     ),
                 });
             }
-            let volume = GrantedVolume::open(&grant.name, &grant.path, writable).map_err(
-                |e| setup(format!("cannot open volume {:?} at {}: {e}", grant.name, grant.path.display())),
-            )?;
+            let volume = GrantedVolume::open(&grant.name, &grant.path, writable).map_err(|e| {
+                setup(format!(
+                    "cannot open volume {:?} at {}: {e}",
+                    grant.name,
+                    grant.path.display()
+                ))
+            })?;
             let perms = if writable {
                 FsPerms::ReadWrite
             } else {
@@ -411,7 +421,10 @@ fn addon_failure(err: AddonError) -> Failure {
 /// Refuses components built against another interface line, before anything runs.
 fn check_interface(engine: &wasmtime::Engine, component: &Component, origin: &str) -> Result<()> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let ours: Vec<&String> = exports
         .iter()
         .filter(|name| name.starts_with("stowaway:addon/"))
@@ -421,7 +434,11 @@ fn check_interface(engine: &wasmtime::Engine, component: &Component, origin: &st
             origin: origin.to_owned(),
             reason: format!(
                 "it exports none of the stowaway:addon interfaces (exports: {}); is it a Stowaway addon?",
-                if exports.is_empty() { "none".to_owned() } else { exports.join(", ") }
+                if exports.is_empty() {
+                    "none".to_owned()
+                } else {
+                    exports.join(", ")
+                }
             ),
         });
     }

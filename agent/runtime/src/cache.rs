@@ -49,7 +49,9 @@ impl ComponentCache {
         wasm: &[u8],
         digest: &str,
     ) -> wasmtime::Result<Component> {
-        let path = self.dir.join(format!("{digest}-{:016x}.cwasm", compat_hash(engine)));
+        let path = self
+            .dir
+            .join(format!("{digest}-{:016x}.cwasm", compat_hash(engine)));
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(component) => return Ok(component),

@@ -13,8 +13,7 @@ use bytes::{Bytes, BytesMut};
 use stowaway_repository::{FileDecision, StreamWriter, TreeReader, TreeWriter};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{
-    DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError,
-    StreamResult,
+    DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError, StreamResult,
 };
 
 use crate::bindings::stowaway::addon::host;
@@ -65,7 +64,8 @@ impl OutputStream for StreamSink {
         let mut slot = lock(&self.writer);
         let writer = slot.as_mut().ok_or(StreamError::Closed)?;
         writer.write(&bytes).map_err(|err| {
-            self.host_error.record(format!("writing to the repository: {err}"));
+            self.host_error
+                .record(format!("writing to the repository: {err}"));
             StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
         })
     }
@@ -186,7 +186,8 @@ impl OutputStream for FileSink {
         let mut slot = lock(&self.slot);
         let writer = slot.writer.as_mut().ok_or(StreamError::Closed)?;
         writer.write_content(&bytes).map_err(|err| {
-            self.host_error.record(format!("writing to the repository: {err}"));
+            self.host_error
+                .record(format!("writing to the repository: {err}"));
             StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
         })
     }
@@ -336,7 +337,9 @@ impl host::HostFileContent for JobState {
         let Some(writer) = slot.writer.as_mut() else {
             return Ok(Err(AddonError::Internal("tree is finished".into())));
         };
-        Ok(writer.finish_file(changed).map_err(crate::entry::entry_error))
+        Ok(writer
+            .finish_file(changed)
+            .map_err(crate::entry::entry_error))
     }
 
     fn drop(&mut self, rep: Resource<FileContentHandle>) -> wasmtime::Result<()> {
@@ -380,7 +383,12 @@ impl<R: Read + Send + 'static> Pollable for ReaderStream<R> {
 
 impl<R: Read + Send + 'static> InputStream for ReaderStream<R> {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        read_some(&mut self.reader, size, &self.host_error, self.progress.as_deref())
+        read_some(
+            &mut self.reader,
+            size,
+            &self.host_error,
+            self.progress.as_deref(),
+        )
     }
 }
 
@@ -405,7 +413,9 @@ fn read_some(
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(err) => {
                 host_error.record(format!("reading from the repository: {err}"));
-                return Err(StreamError::LastOperationFailed(wasmtime::format_err!("{err}")));
+                return Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                    "{err}"
+                )));
             }
         }
     }
@@ -463,10 +473,16 @@ impl InputStream for TreeContentStream {
             return Err(StreamError::Closed);
         }
         let mut content = cursor.reader.content().map_err(|err| {
-            self.host_error.record(format!("reading from the repository: {err}"));
+            self.host_error
+                .record(format!("reading from the repository: {err}"));
             StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
         })?;
-        read_some(&mut content, size, &self.host_error, self.progress.as_deref())
+        read_some(
+            &mut content,
+            size,
+            &self.host_error,
+            self.progress.as_deref(),
+        )
     }
 }
 

@@ -56,7 +56,8 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
-        let engine = Engine::new(&config).map_err(|e| setup(format!("creating the engine: {e}")))?;
+        let engine =
+            Engine::new(&config).map_err(|e| setup(format!("creating the engine: {e}")))?;
 
         let mut linker: Linker<JobState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -64,9 +65,7 @@ impl Runtime {
         use crate::bindings::stowaway::addon as v0_1;
         v0_1::types::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s)
             .and_then(|()| v0_1::host::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s))
-            .and_then(|()| {
-                v0_1::volumes::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s)
-            })
+            .and_then(|()| v0_1::volumes::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s))
             .map_err(|e| setup(format!("linking the host interface: {e}")))?;
 
         let cache = if options.no_cache {

@@ -120,7 +120,11 @@ impl fmt::Display for Failure {
             Failure::Host(message) => write!(f, "{message}"),
             Failure::Trap(message) => write!(f, "trapped: {message}"),
             Failure::Timeout(limit) => {
-                write!(f, "exceeded its deadline of {} and was stopped", humanize(*limit))
+                write!(
+                    f,
+                    "exceeded its deadline of {} and was stopped",
+                    humanize(*limit)
+                )
             }
             Failure::Cancelled => write!(f, "cancelled"),
             Failure::OutOfMemory { limit } => write!(

@@ -132,7 +132,11 @@ impl From<wit::AddonInfo> for AddonInfo {
                 })
                 .collect(),
             parameters: info.parameters.into_iter().map(Parameter::from).collect(),
-            capabilities: info.capabilities.into_iter().map(Capability::from).collect(),
+            capabilities: info
+                .capabilities
+                .into_iter()
+                .map(Capability::from)
+                .collect(),
         }
     }
 }
@@ -214,6 +218,11 @@ mod tests {
         assert!(data_ro.allows_volume("data", false));
         assert!(!data_ro.allows_volume("data", true));
         assert!(!data_ro.allows_volume("other", false));
-        assert!(!Capability::Secret { name: "data".into() }.allows_volume("data", false));
+        assert!(
+            !Capability::Secret {
+                name: "data".into()
+            }
+            .allows_volume("data", false)
+        );
     }
 }

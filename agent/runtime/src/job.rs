@@ -205,10 +205,9 @@ impl JobState {
                 "components can only be opened during a restore".into(),
             ));
         };
-        let component = components
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| AddonError::NotFound(format!("component {name:?} is not being restored")))?;
+        let component = components.iter().find(|c| c.name == name).ok_or_else(|| {
+            AddonError::NotFound(format!("component {name:?} is not being restored"))
+        })?;
         if component.kind != kind {
             return Err(AddonError::InvalidParameter(format!(
                 "component {name:?} is a {}, not a {}",
@@ -346,7 +345,9 @@ impl host::HostJob for JobState {
         &mut self,
         _: Resource<JobHandle>,
     ) -> wasmtime::Result<Resource<PollableRes>> {
-        let res = self.table.push(CancelPollable(self.deadline.cancel.clone()))?;
+        let res = self
+            .table
+            .push(CancelPollable(self.deadline.cancel.clone()))?;
         wasmtime_wasi::p2::subscribe(&mut self.table, res)
     }
 
@@ -367,7 +368,8 @@ impl host::HostJob for JobState {
             Ok(writer) => writer,
             Err(err) => return Ok(Err(self.host_failure("starting a stream component", err))),
         };
-        let handle = crate::components::StreamWriterHandle::new(name, writer, self.host_error.clone());
+        let handle =
+            crate::components::StreamWriterHandle::new(name, writer, self.host_error.clone());
         Ok(Ok(self.table.push(handle)?))
     }
 
@@ -387,15 +389,17 @@ impl host::HostJob for JobState {
             Ok(writer) => writer,
             Err(err) => return Ok(Err(self.host_failure("starting a tree component", err))),
         };
-        let handle = crate::components::TreeWriterHandle::new(name, writer, self.host_error.clone());
+        let handle =
+            crate::components::TreeWriterHandle::new(name, writer, self.host_error.clone());
         Ok(Ok(self.table.push(handle)?))
     }
 
     fn components(&mut self, _: Resource<JobHandle>) -> wasmtime::Result<Vec<ComponentInfo>> {
         Ok(match &self.mode {
-            Mode::Restore { components, .. } => {
-                components.iter().map(crate::entry::component_info).collect()
-            }
+            Mode::Restore { components, .. } => components
+                .iter()
+                .map(crate::entry::component_info)
+                .collect(),
             _ => Vec::new(),
         })
     }
@@ -411,11 +415,18 @@ impl host::HostJob for JobState {
         };
         let reader = match repository.open_stream(&component) {
             Ok(reader) => reader,
-            Err(err) => return Ok(Err(self.host_failure(&format!("opening component {name}"), err))),
+            Err(err) => {
+                return Ok(Err(
+                    self.host_failure(&format!("opening component {name}"), err)
+                ));
+            }
         };
-        let stream: wasmtime_wasi::p2::DynInputStream = Box::new(
-            crate::components::ReaderStream::new(reader, self.host_error.clone(), self.progress.clone()),
-        );
+        let stream: wasmtime_wasi::p2::DynInputStream =
+            Box::new(crate::components::ReaderStream::new(
+                reader,
+                self.host_error.clone(),
+                self.progress.clone(),
+            ));
         Ok(Ok(self.table.push(stream)?))
     }
 
@@ -430,9 +441,17 @@ impl host::HostJob for JobState {
         };
         let reader = match repository.open_tree(&component) {
             Ok(reader) => reader,
-            Err(err) => return Ok(Err(self.host_failure(&format!("opening component {name}"), err))),
+            Err(err) => {
+                return Ok(Err(
+                    self.host_failure(&format!("opening component {name}"), err)
+                ));
+            }
         };
-        let handle = crate::components::TreeReaderHandle::new(reader, self.host_error.clone(), self.progress.clone());
+        let handle = crate::components::TreeReaderHandle::new(
+            reader,
+            self.host_error.clone(),
+            self.progress.clone(),
+        );
         Ok(Ok(self.table.push(handle)?))
     }
 

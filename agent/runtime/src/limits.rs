@@ -180,6 +180,9 @@ mod tests {
         let cancel = CancelToken::new();
         cancel.cancel();
         cancel.cancel_with(CancelReason::Deadline);
-        assert_eq!(cancel.since().map(|(_, r)| r), Some(CancelReason::Requested));
+        assert_eq!(
+            cancel.since().map(|(_, r)| r),
+            Some(CancelReason::Requested)
+        );
     }
 }

@@ -18,10 +18,7 @@ pub(crate) fn resolve(
             return Err(if known.is_empty() {
                 format!("unknown parameter {name:?}: this addon takes no parameters")
             } else {
-                format!(
-                    "unknown parameter {name:?} (known: {})",
-                    known.join(", ")
-                )
+                format!("unknown parameter {name:?} (known: {})", known.join(", "))
             });
         };
         match values.get_mut(param.name.as_str()) {
@@ -120,7 +117,10 @@ mod tests {
     }
 
     fn given(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -155,18 +155,26 @@ mod tests {
         let err = resolve(&info(), &given(&[("host", "h"), ("port", "x")])).expect_err("bad int");
         assert_eq!(err, "parameter \"port\" must be an integer, not \"x\"");
         let err = resolve(&info(), &given(&[("host", "h"), ("nope", "1")])).expect_err("unknown");
-        assert!(err.starts_with("unknown parameter \"nope\" (known: host, port"), "{err}");
+        assert!(
+            err.starts_with("unknown parameter \"nope\" (known: host, port"),
+            "{err}"
+        );
         let err = resolve(&info(), &given(&[("host", "h"), ("host", "i")])).expect_err("twice");
         assert_eq!(err, "parameter \"host\" is given more than once");
-        let err =
-            resolve(&info(), &given(&[("host", "h"), ("timeout", "soon")])).expect_err("dur");
+        let err = resolve(&info(), &given(&[("host", "h"), ("timeout", "soon")])).expect_err("dur");
         assert!(err.contains("must be a duration"), "{err}");
     }
 
     #[test]
     fn parses_durations() {
-        assert_eq!(parse_duration("1500ms"), Some(std::time::Duration::from_millis(1500)));
-        assert_eq!(parse_duration("5m"), Some(std::time::Duration::from_secs(300)));
+        assert_eq!(
+            parse_duration("1500ms"),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_duration("5m"),
+            Some(std::time::Duration::from_secs(300))
+        );
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("m"), None);
     }

@@ -97,10 +97,18 @@ fn endless_loop_is_stopped_at_the_deadline() {
     };
     let started = Instant::now();
     let (addon_name, fail) = failure(h.backup(&addon, spec));
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(addon_name, "test-loop-forever 0.1.0");
     assert_eq!(fail, Failure::Timeout(Duration::from_millis(300)));
-    let message = Error::Addon { addon: addon_name, failure: fail }.to_string();
+    let message = Error::Addon {
+        addon: addon_name,
+        failure: fail,
+    }
+    .to_string();
     assert_eq!(
         message,
         "addon test-loop-forever 0.1.0: exceeded its deadline of 300 ms and was stopped"
@@ -131,8 +139,17 @@ fn unbounded_allocation_hits_the_memory_limit() {
     spec.limits.memory_bytes = 32 * 1024 * 1024;
     let (addon_name, fail) = failure(h.backup(&addon, spec));
     assert_eq!(addon_name, "test-alloc-bomb 0.1.0");
-    assert_eq!(fail, Failure::OutOfMemory { limit: 32 * 1024 * 1024 });
-    assert!(fail.to_string().contains("exceeded its memory limit of 32 MiB"), "{fail}");
+    assert_eq!(
+        fail,
+        Failure::OutOfMemory {
+            limit: 32 * 1024 * 1024
+        }
+    );
+    assert!(
+        fail.to_string()
+            .contains("exceeded its memory limit of 32 MiB"),
+        "{fail}"
+    );
     assert_repository_usable(&h);
 }
 
@@ -164,8 +181,14 @@ fn file_system_escapes_are_denied() {
         name: "vol".into(),
         path: dir.path().to_path_buf(),
     }];
-    let out = h.backup(&addon, spec).expect("the escape addon runs to the end");
-    assert!(out.attributes.len() >= 10, "too few attempts: {:?}", out.attributes);
+    let out = h
+        .backup(&addon, spec)
+        .expect("the escape addon runs to the end");
+    assert!(
+        out.attributes.len() >= 10,
+        "too few attempts: {:?}",
+        out.attributes
+    );
     for (attempt, outcome) in &out.attributes {
         assert!(
             outcome.starts_with("denied"),
@@ -230,7 +253,10 @@ fn stream_round_trip_and_interface_checks() {
         ("repeat".into(), "3".into()),
     ];
     let (_, fail) = failure(addon.restore(spec, h.repo.clone(), out.components));
-    assert!(matches!(fail, Failure::Failed { ref kind, .. } if kind == "corrupt"), "{fail:?}");
+    assert!(
+        matches!(fail, Failure::Failed { ref kind, .. } if kind == "corrupt"),
+        "{fail:?}"
+    );
 }
 
 #[test]
@@ -238,7 +264,10 @@ fn cooperative_cancel_and_deadline() {
     let h = harness();
     let addon = h.load(test_programs::STREAM_ECHO);
     let mut spec = JobSpec::new("slow");
-    spec.parameters = vec![("text".into(), "x".into()), ("delay-ms".into(), "60000".into())];
+    spec.parameters = vec![
+        ("text".into(), "x".into()),
+        ("delay-ms".into(), "60000".into()),
+    ];
     spec.limits.deadline = Some(Duration::from_millis(200));
     let started = Instant::now();
     let (_, fail) = failure(h.backup(&addon, spec));
@@ -273,7 +302,10 @@ fn parameters_and_capabilities_are_checked_before_running() {
     }];
     match h.backup(&addon, spec) {
         Err(Error::PermissionDenied { reason, .. }) => {
-            assert!(reason.contains("does not declare read access to volumes"), "{reason}")
+            assert!(
+                reason.contains("does not declare read access to volumes"),
+                "{reason}"
+            )
         }
         other => panic!("expected PermissionDenied, got {other:?}"),
     }
@@ -286,7 +318,10 @@ fn non_components_are_refused_with_a_clear_error() {
     match h.runtime.load(core_module, "core.wasm") {
         Err(Error::InvalidComponent { origin, reason }) => {
             assert_eq!(origin, "core.wasm");
-            assert!(reason.contains("core WebAssembly module, not a component"), "{reason}");
+            assert!(
+                reason.contains("core WebAssembly module, not a component"),
+                "{reason}"
+            );
         }
         other => panic!("expected InvalidComponent, got {other:?}"),
     }

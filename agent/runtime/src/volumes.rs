@@ -170,10 +170,9 @@ fn read_link(dir: &impl AsFd, name: &str) -> Result<Option<String>, Errno> {
 
 impl JobState {
     fn volume(&self, name: &str) -> Result<&GrantedVolume, AddonError> {
-        self.volumes
-            .iter()
-            .find(|v| v.name == name)
-            .ok_or_else(|| AddonError::NotFound(format!("volume {name:?} is not granted to this job")))
+        self.volumes.iter().find(|v| v.name == name).ok_or_else(|| {
+            AddonError::NotFound(format!("volume {name:?} is not granted to this job"))
+        })
     }
 
     fn writable_volume(&self, name: &str) -> Result<&GrantedVolume, AddonError> {
@@ -212,7 +211,14 @@ impl JobState {
                 Ok(st) => st,
                 // Removed between listing and stat: it is simply not there any more.
                 Err(Errno::NOENT) => continue,
-                Err(e) => return Err(errno_error("reading metadata of", volume, &join(path, name), e)),
+                Err(e) => {
+                    return Err(errno_error(
+                        "reading metadata of",
+                        volume,
+                        &join(path, name),
+                        e,
+                    ));
+                }
             };
             let link_target = if kind_of(st.st_mode) == EntryKind::Symlink {
                 match read_link(&dir, name) {
@@ -223,7 +229,9 @@ impl JobState {
                         continue;
                     }
                     Err(Errno::NOENT) => continue,
-                    Err(e) => return Err(errno_error("reading link", volume, &join(path, name), e)),
+                    Err(e) => {
+                        return Err(errno_error("reading link", volume, &join(path, name), e));
+                    }
                 }
             } else {
                 None
@@ -238,7 +246,8 @@ impl JobState {
         let vol = self.volume(volume)?;
         let segments = split(path)?;
         let Some((last, parents)) = segments.split_last() else {
-            let st = rustix::fs::fstat(&vol.root).map_err(|e| errno_error("reading metadata of", volume, path, e))?;
+            let st = rustix::fs::fstat(&vol.root)
+                .map_err(|e| errno_error("reading metadata of", volume, path, e))?;
             return Ok(entry_from_stat(String::new(), &st, None));
         };
         let dir = vol
@@ -288,8 +297,13 @@ impl JobState {
         if let Some(mode) = attrs.mode
             && !is_symlink
         {
-            rustix::fs::chmodat(&dir, name, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty())
-                .map_err(fail)?;
+            rustix::fs::chmodat(
+                &dir,
+                name,
+                Mode::from_raw_mode(mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(fail)?;
         }
         if attrs.mtime.is_some() || attrs.atime.is_some() {
             let keep = Timespec {
@@ -310,7 +324,9 @@ impl JobState {
         let segments = split(path)?;
         let fail = |e| errno_error("creating symlink", volume, path, e);
         let Some((last, parents)) = segments.split_last() else {
-            return Err(AddonError::InvalidParameter("cannot replace the volume root".into()));
+            return Err(AddonError::InvalidParameter(
+                "cannot replace the volume root".into(),
+            ));
         };
         if target.is_empty() || target.contains('\0') {
             return Err(AddonError::InvalidParameter(format!(
@@ -333,7 +349,9 @@ impl JobState {
         let segments = split(path)?;
         let fail = |e| errno_error("creating", volume, path, e);
         let Some((last, parents)) = segments.split_last() else {
-            return Err(AddonError::InvalidParameter("cannot create the volume root".into()));
+            return Err(AddonError::InvalidParameter(
+                "cannot create the volume root".into(),
+            ));
         };
         let file_type = match kind {
             EntryKind::Fifo => FileType::Fifo,
@@ -346,8 +364,14 @@ impl JobState {
             }
         };
         let dir = vol.open_dir(parents).map_err(fail)?;
-        rustix::fs::mknodat(&dir, *last, file_type, Mode::from_raw_mode(mode & 0o7777), rdev)
-            .map_err(fail)
+        rustix::fs::mknodat(
+            &dir,
+            *last,
+            file_type,
+            Mode::from_raw_mode(mode & 0o7777),
+            rdev,
+        )
+        .map_err(fail)
     }
 }
 
@@ -372,7 +396,11 @@ impl volumes::Host for JobState {
         Ok(JobState::read_dir(self, &volume, &path))
     }
 
-    fn stat(&mut self, volume: String, path: String) -> wasmtime::Result<Result<Entry, AddonError>> {
+    fn stat(
+        &mut self,
+        volume: String,
+        path: String,
+    ) -> wasmtime::Result<Result<Entry, AddonError>> {
         Ok(JobState::stat(self, &volume, &path))
     }
 
@@ -402,7 +430,9 @@ impl volumes::Host for JobState {
         mode: u32,
         rdev: u64,
     ) -> wasmtime::Result<Result<(), AddonError>> {
-        Ok(JobState::make_special(self, &volume, &path, kind, mode, rdev))
+        Ok(JobState::make_special(
+            self, &volume, &path, kind, mode, rdev,
+        ))
     }
 }
 
@@ -433,7 +463,10 @@ mod tests {
         // O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (or ELOOP on some kernels).
         for link in ["link", "etc"] {
             let err = vol.open_dir(&[link]).err();
-            assert!(matches!(err, Some(Errno::NOTDIR | Errno::LOOP)), "{link}: {err:?}");
+            assert!(
+                matches!(err, Some(Errno::NOTDIR | Errno::LOOP)),
+                "{link}: {err:?}"
+            );
         }
     }
 }

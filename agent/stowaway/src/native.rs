@@ -40,9 +40,15 @@ fn walk(
     names.sort();
     let mut buf = vec![0u8; 1 << 20];
     for name in names {
-        let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+        let path = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
         let full = root.join(&path);
-        let Ok(md) = std::fs::symlink_metadata(&full) else { continue };
+        let Ok(md) = std::fs::symlink_metadata(&full) else {
+            continue;
+        };
         let ft = md.file_type();
         let kind = if ft.is_dir() {
             EntryKind::Dir
@@ -63,9 +69,18 @@ fn walk(
         entry.mode = md.mode() & 0o7777;
         entry.uid = md.uid();
         entry.gid = md.gid();
-        entry.mtime = Time { secs: md.mtime(), nanos: md.mtime_nsec() as u32 };
-        entry.ctime = Time { secs: md.ctime(), nanos: md.ctime_nsec() as u32 };
-        entry.atime = Time { secs: md.atime(), nanos: md.atime_nsec() as u32 };
+        entry.mtime = Time {
+            secs: md.mtime(),
+            nanos: md.mtime_nsec() as u32,
+        };
+        entry.ctime = Time {
+            secs: md.ctime(),
+            nanos: md.ctime_nsec() as u32,
+        };
+        entry.atime = Time {
+            secs: md.atime(),
+            nanos: md.atime_nsec() as u32,
+        };
         entry.inode = md.ino();
         entry.device = md.dev();
         entry.nlink = md.nlink();
@@ -76,7 +91,10 @@ fn walk(
                 walk(root, &path, tree, links)?;
             }
             EntryKind::Symlink => {
-                entry.link_target = std::fs::read_link(&full)?.into_os_string().into_string().ok();
+                entry.link_target = std::fs::read_link(&full)?
+                    .into_os_string()
+                    .into_string()
+                    .ok();
                 tree.add(entry)?;
             }
             EntryKind::File => {

@@ -6,8 +6,8 @@ use stowaway_addon::bindings::wasi::filesystem::types::{DescriptorType, PathFlag
 use stowaway_addon::volume::Volume;
 use stowaway_addon::volumes::{self, MetadataUpdate};
 use stowaway_addon::{
-    AddonError, Attributes, ComponentKind, Entry, EntryKind, ErrorCode, Job, SpliceError, TreeReader, error,
-    log, splice_all,
+    AddonError, Attributes, ComponentKind, Entry, EntryKind, ErrorCode, Job, SpliceError,
+    TreeReader, error, log, splice_all,
 };
 
 const CANCEL_EVERY: u64 = 256;

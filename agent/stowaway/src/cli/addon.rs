@@ -23,7 +23,11 @@ pub(crate) async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
             for name in stowaway_addons::builtin_names() {
                 let addon = crate::addons::load(&runtime, name)?;
                 let info = addon.info().clone();
-                rows.push(vec![info.name.clone(), info.version.clone(), info.description.clone()]);
+                rows.push(vec![
+                    info.name.clone(),
+                    info.version.clone(),
+                    info.description.clone(),
+                ]);
                 infos.push(info);
             }
             if g.json {
@@ -47,7 +51,11 @@ pub(crate) async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
             println!("  {}", info.description);
             println!("  digest:       sha256:{}", addon.digest());
             println!("  targets:      {}", info.target_kinds.join(", "));
-            let ops: Vec<String> = info.operations.iter().map(|o| format!("{o:?}").to_lowercase()).collect();
+            let ops: Vec<String> = info
+                .operations
+                .iter()
+                .map(|o| format!("{o:?}").to_lowercase())
+                .collect();
             println!("  operations:   {}", ops.join(", "));
             println!("  parameters:");
             if info.parameters.is_empty() {

@@ -68,16 +68,29 @@ fn volumes(paths: &[PathBuf]) -> anyhow::Result<Vec<VolumeGrant>> {
         let abs = std::fs::canonicalize(path)
             .with_context(|| format!("cannot back up {}", path.display()))?;
         if !abs.is_dir() {
-            bail!("cannot back up {}: not a directory (the volume addon backs up directories)", path.display());
+            bail!(
+                "cannot back up {}: not a directory (the volume addon backs up directories)",
+                path.display()
+            );
         }
         let base: String = abs
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "root".to_owned())
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        let base = if base.is_empty() || base == "." || base == ".." { "root".to_owned() } else { base };
+        let base = if base.is_empty() || base == "." || base == ".." {
+            "root".to_owned()
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut n = 2;
         while grants.iter().any(|g| g.name == name) {
@@ -105,19 +118,34 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         if !info.parameters.iter().any(|p| p.name == "exclude") {
             bail!("addon {} has no exclude parameter", info.label());
         }
-        params.extend(args.exclude.iter().map(|e| ("exclude".to_owned(), e.clone())));
+        params.extend(
+            args.exclude
+                .iter()
+                .map(|e| ("exclude".to_owned(), e.clone())),
+        );
     }
     let target = Target {
-        kind: info.target_kinds.first().cloned().unwrap_or_else(|| info.name.clone()),
+        kind: info
+            .target_kinds
+            .first()
+            .cloned()
+            .unwrap_or_else(|| info.name.clone()),
         name: args.target_name.clone().unwrap_or_else(|| {
             if grants.is_empty() {
                 info.name.clone()
             } else {
-                grants.iter().map(|v| v.path.display().to_string()).collect::<Vec<_>>().join(",")
+                grants
+                    .iter()
+                    .map(|v| v.path.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
             }
         }),
     };
-    let hostname = args.host.clone().unwrap_or_else(stowaway_repository::hostname);
+    let hostname = args
+        .host
+        .clone()
+        .unwrap_or_else(stowaway_repository::hostname);
 
     let lock = repo.lock(false, "backup").await?;
     let parent = find_parent(&repo, &args, &target, &hostname).await?;
@@ -177,15 +205,18 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         return Err(super::progress::Interrupted.into());
     }
     let output = result?;
-    let backup: Backup = Arc::try_unwrap(backup)
-        .map_err(|_| anyhow::anyhow!("internal error: the backup is still in use after the addon finished"))?;
+    let backup: Backup = Arc::try_unwrap(backup).map_err(|_| {
+        anyhow::anyhow!("internal error: the backup is still in use after the addon finished")
+    })?;
 
     let mut components = output.components;
     for component in &mut components {
         if component.kind == ComponentKind::Tree
             && let Some(grant) = grants.iter().find(|v| v.name == component.name)
         {
-            component.attributes.push(("path".into(), grant.path.display().to_string()));
+            component
+                .attributes
+                .push(("path".into(), grant.path.display().to_string()));
         }
     }
     let warnings: u64 = components
@@ -207,7 +238,10 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         attributes: output.attributes,
         ..SnapshotMeta::default()
     };
-    let snapshot = backup.commit(meta, components).await.context("recording the snapshot")?;
+    let snapshot = backup
+        .commit(meta, components)
+        .await
+        .context("recording the snapshot")?;
     lock.release().await?;
     report(g, &snapshot, parent.as_ref(), started.elapsed(), warnings)?;
     Ok(if warnings > 0 { EXIT_WARNINGS } else { 0 })
@@ -238,7 +272,9 @@ fn spawn_size_scan(grants: Vec<VolumeGrant>, total: Arc<AtomicU64>) {
         let mut stack: Vec<PathBuf> = grants.into_iter().map(|g| g.path).collect();
         let mut sum = 0u64;
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let Ok(meta) = entry.metadata() else { continue };
                 if meta.is_dir() {
@@ -291,7 +327,9 @@ fn report(
         s.tree_blobs_new
     );
     if warnings > 0 {
-        println!("warning: {warnings} entries could not be read and are missing from the snapshot (see the log)");
+        println!(
+            "warning: {warnings} entries could not be read and are missing from the snapshot (see the log)"
+        );
     }
     println!("snapshot {} saved", snapshot.id.short());
     Ok(())

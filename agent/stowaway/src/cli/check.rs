@@ -29,7 +29,7 @@ impl CheckProgress for Phases {
     }
 
     fn pack_checked(&self, done: u64, total: u64) {
-        if self.show && (done == total || done % 50 == 0) {
+        if self.show && (done == total || done.is_multiple_of(50)) {
             eprintln!("  {done}/{total} packs read");
         }
     }
@@ -43,7 +43,12 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         last: Arc::default(),
     };
     let report = repo
-        .check(CheckOptions { read_data: args.read_data }, &progress)
+        .check(
+            CheckOptions {
+                read_data: args.read_data,
+            },
+            &progress,
+        )
         .await?;
     lock.release().await?;
     if g.json {
@@ -78,7 +83,11 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
                 report.snapshots_checked,
                 report.index_files,
                 report.packs_checked,
-                if args.read_data { format!(", {} blobs read and verified", report.blobs_checked) } else { String::new() }
+                if args.read_data {
+                    format!(", {} blobs read and verified", report.blobs_checked)
+                } else {
+                    String::new()
+                }
             );
         }
     }

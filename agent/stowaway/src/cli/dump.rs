@@ -20,8 +20,17 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let repo = super::repo::open_indexed(g).await?;
     let snapshot = repo.find_snapshot(&args.snapshot).await?;
     let Some(component) = snapshot.component(&args.component).cloned() else {
-        let names: Vec<&str> = snapshot.components.iter().map(|c| c.name.as_str()).collect();
-        bail!("snapshot {} has no component {:?} (it has: {})", snapshot.id.short(), args.component, names.join(", "));
+        let names: Vec<&str> = snapshot
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        bail!(
+            "snapshot {} has no component {:?} (it has: {})",
+            snapshot.id.short(),
+            args.component,
+            names.join(", ")
+        );
     };
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let stdout = std::io::stdout().lock();

@@ -26,7 +26,9 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let storage = super::repo::storage(g)?;
     let location = storage.describe();
     let password = if args.insecure_no_encryption {
-        super::repo::password(g).map(|p| p.to_string()).unwrap_or_default()
+        super::repo::password(g)
+            .map(|p| p.to_string())
+            .unwrap_or_default()
     } else {
         super::repo::password(g)?.to_string()
     };

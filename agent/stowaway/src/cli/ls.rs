@@ -31,7 +31,11 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     let mut json_rows = Vec::new();
     for component in &snapshot.components {
-        if args.component.as_ref().is_some_and(|n| n != &component.name) {
+        if args
+            .component
+            .as_ref()
+            .is_some_and(|n| n != &component.name)
+        {
             continue;
         }
         if component.kind == ComponentKind::Stream {
@@ -40,7 +44,13 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
                     "component": component.name, "path": "", "kind": "stream", "size": component.size,
                 }));
             } else {
-                writeln!(out, "{} (stream, {}, {})", component.name, component.media_type, output::bytes(component.size))?;
+                writeln!(
+                    out,
+                    "{} (stream, {}, {})",
+                    component.name,
+                    component.media_type,
+                    output::bytes(component.size)
+                )?;
             }
             continue;
         }
@@ -50,7 +60,11 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             let tree = repo_tree(&repo, &id).await?;
             let mut subdirs = Vec::new();
             for node in &tree.nodes {
-                let path = if dir.is_empty() { node.name.clone() } else { format!("{dir}/{}", node.name) };
+                let path = if dir.is_empty() {
+                    node.name.clone()
+                } else {
+                    format!("{dir}/{}", node.name)
+                };
                 if g.json {
                     json_rows.push(serde_json::json!({
                         "component": component.name, "path": path, "kind": node.kind,
@@ -58,12 +72,23 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
                         "mtime": node.mtime.secs, "link_target": node.link_target,
                     }));
                 } else if args.long {
-                    let time = jiff::Timestamp::from_second(node.mtime.secs).map(output::time).unwrap_or_default();
-                    let link = node.link_target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default();
+                    let time = jiff::Timestamp::from_second(node.mtime.secs)
+                        .map(output::time)
+                        .unwrap_or_default();
+                    let link = node
+                        .link_target
+                        .as_ref()
+                        .map(|t| format!(" -> {t}"))
+                        .unwrap_or_default();
                     writeln!(
                         out,
                         "{}{:04o} {:>6} {:>6} {:>12} {time} {}/{path}{link}",
-                        kind_char(node.kind), node.mode & 0o7777, node.uid, node.gid, node.size, component.name
+                        kind_char(node.kind),
+                        node.mode & 0o7777,
+                        node.uid,
+                        node.gid,
+                        node.size,
+                        component.name
                     )?;
                 } else {
                     writeln!(out, "{}/{path}", component.name)?;

@@ -48,12 +48,26 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()>
         cells
             .into_iter()
             .enumerate()
-            .map(|(i, c)| if i == last { c } else { format!("{c:<w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i == last {
+                    c
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
             .collect::<Vec<_>>()
             .join("  ")
     };
-    writeln!(out, "{}", line(header.iter().map(|h| h.to_string()).collect()))?;
-    writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1)))?;
+    writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| h.to_string()).collect())
+    )?;
+    writeln!(
+        out,
+        "{}",
+        "-".repeat(widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1))
+    )?;
     for row in rows {
         writeln!(out, "{}", line(row.clone()))?;
     }

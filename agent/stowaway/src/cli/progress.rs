@@ -59,10 +59,8 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {prefix} [{elapsed_precise}] {wide_bar} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{spinner} {prefix} [{elapsed_precise}] {wide_bar} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_prefix(verb);
         let drawn = bar.clone();
@@ -74,7 +72,11 @@ impl Progress {
                 let total = counters.total_bytes.load(Ordering::Relaxed);
                 let secs = started.elapsed().as_secs_f64().max(0.001);
                 let rate = bytes as f64 / secs;
-                let phase = counters.phase.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let phase = counters
+                    .phase
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
                 let mut msg = format!(
                     "{items} files, {}, {}/s",
                     super::output::bytes(bytes),
@@ -85,7 +87,10 @@ impl Progress {
                     drawn.set_position(bytes.min(total));
                     if rate > 0.0 && total > bytes {
                         let eta = Duration::from_secs_f64((total - bytes) as f64 / rate);
-                        msg.push_str(&format!(", ETA {}", humantime::format_duration(Duration::from_secs(eta.as_secs()))));
+                        msg.push_str(&format!(
+                            ", ETA {}",
+                            humantime::format_duration(Duration::from_secs(eta.as_secs()))
+                        ));
                     }
                 }
                 if !phase.is_empty() {

@@ -53,8 +53,16 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         let mut chosen = Vec::new();
         for name in &args.components {
             let Some(c) = snapshot.component(name) else {
-                let names: Vec<&str> = snapshot.components.iter().map(|c| c.name.as_str()).collect();
-                bail!("snapshot {} has no component {name:?} (it has: {})", snapshot.id.short(), names.join(", "));
+                let names: Vec<&str> = snapshot
+                    .components
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                bail!(
+                    "snapshot {} has no component {name:?} (it has: {})",
+                    snapshot.id.short(),
+                    names.join(", ")
+                );
             };
             chosen.push(c.clone());
         }
@@ -62,9 +70,16 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     };
 
     let runtime = crate::addons::runtime(g)?;
-    let addon_name = args.addon.clone().unwrap_or_else(|| snapshot.addon.name.clone());
+    let addon_name = args
+        .addon
+        .clone()
+        .unwrap_or_else(|| snapshot.addon.name.clone());
     let addon = crate::addons::load(&runtime, &addon_name)?;
-    let recorded = snapshot.addon.digest.strip_prefix("sha256:").unwrap_or(&snapshot.addon.digest);
+    let recorded = snapshot
+        .addon
+        .digest
+        .strip_prefix("sha256:")
+        .unwrap_or(&snapshot.addon.digest);
     if args.addon.is_none() && !recorded.is_empty() && recorded != addon.digest() {
         tracing::info!(
             addon = %addon.info().label(),
@@ -82,8 +97,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             .with_context(|| format!("creating the target directory {}", target.display()))?;
         for c in components.iter().filter(|c| c.kind == ComponentKind::Tree) {
             let dir = target.join(&c.name);
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             grants.push(VolumeGrant {
                 name: c.name.clone(),
                 path: dir,
@@ -155,7 +169,11 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         }))?;
     } else if !g.quiet {
         for grant in &grants {
-            println!("restored component {} to {}", grant.name, grant.path.display());
+            println!(
+                "restored component {} to {}",
+                grant.name,
+                grant.path.display()
+            );
         }
         println!(
             "restored {} from snapshot {} in {:.1}s",
@@ -167,7 +185,11 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             println!("warning: {warnings} entries could not be restored (see the log)");
         }
     }
-    Ok(if warnings > 0 { super::EXIT_WARNINGS } else { 0 })
+    Ok(if warnings > 0 {
+        super::EXIT_WARNINGS
+    } else {
+        0
+    })
 }
 
 /// Progress of a restore: the addon's phase and the bytes it read.

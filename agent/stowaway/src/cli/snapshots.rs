@@ -46,7 +46,10 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             ]
         })
         .collect();
-    output::table(&["ID", "Time", "Host", "Addon", "Tags", "Size", "Target"], &rows)?;
+    output::table(
+        &["ID", "Time", "Host", "Addon", "Tags", "Size", "Target"],
+        &rows,
+    )?;
     println!("{} snapshots", snapshots.len());
     Ok(0)
 }

@@ -26,10 +26,19 @@ pub(crate) async fn run(g: &Global, _args: Args) -> anyhow::Result<u8> {
     }
     println!("snapshots:              {}", s.snapshots);
     println!("packs:                  {}", s.packs);
-    println!("blobs:                  {} data, {} tree", s.data_blobs, s.tree_blobs);
+    println!(
+        "blobs:                  {} data, {} tree",
+        s.data_blobs, s.tree_blobs
+    );
     println!("stored in packs:        {}", output::bytes(s.stored_bytes));
-    println!("unique data:            {}", output::bytes(s.blob_raw_bytes));
-    println!("latest snapshots hold:  {}", output::bytes(s.latest_logical_bytes));
+    println!(
+        "unique data:            {}",
+        output::bytes(s.blob_raw_bytes)
+    );
+    println!(
+        "latest snapshots hold:  {}",
+        output::bytes(s.latest_logical_bytes)
+    );
     println!("compression ratio:      {:.2}x", s.compression_ratio);
     println!("deduplication ratio:    {:.2}x", s.dedup_ratio);
     Ok(0)

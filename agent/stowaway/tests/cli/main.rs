@@ -1,5 +1,10 @@
 //! Black-box tests of the `stowaway` binary against real files and a local repository.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod util;
 
 use std::os::unix::fs::MetadataExt;
@@ -39,7 +44,10 @@ fn unchanged_files_are_not_read_again_and_changes_upload_little() {
 
     let second = env.json(&["backup", src.to_str().unwrap(), "--json"]);
     assert_eq!(second["summary"]["files_unmodified"], 40, "{second}");
-    assert_eq!(second["summary"]["bytes_processed"], 0, "unchanged files were read: {second}");
+    assert_eq!(
+        second["summary"]["bytes_processed"], 0,
+        "unchanged files were read: {second}"
+    );
     assert_eq!(second["summary"]["data_blobs_new"], 0, "{second}");
 
     // Change one file of 40: the third backup reads one file and adds about one chunk.
@@ -48,7 +56,10 @@ fn unchanged_files_are_not_read_again_and_changes_upload_little() {
     assert_eq!(third["summary"]["files_changed"], 1, "{third}");
     assert_eq!(third["summary"]["files_unmodified"], 39, "{third}");
     let added = third["summary"]["bytes_added"].as_u64().unwrap();
-    assert!(added * 10 < added_first, "changing 1 of 40 files added {added} of {added_first} bytes");
+    assert!(
+        added * 10 < added_first,
+        "changing 1 of 40 files added {added} of {added_first} bytes"
+    );
 
     let target = env.path("restore");
     env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
@@ -69,7 +80,10 @@ fn wrong_password_missing_repository_and_bad_input_fail_cleanly() {
     let err = env.with_password("wrong").fail(&["snapshots"]);
     assert!(err.contains("wrong password"), "{err}");
     let err = env.fail(&["backup", env.path("missing").to_str().unwrap()]);
-    assert!(err.contains("cannot back up") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("cannot back up") && err.contains("missing"),
+        "{err}"
+    );
     let err = env.fail(&["restore", "deadbeef", "--target", "/tmp/x"]);
     assert!(err.contains("no snapshot matches"), "{err}");
     let err = env.fail(&["backup", src.to_str().unwrap(), "--param", "nope=1"]);
@@ -117,13 +131,19 @@ fn a_flipped_byte_is_reported_naming_the_snapshot() {
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("error:"), "{stdout}");
-    assert!(stdout.contains(&id[..8]), "the report does not name snapshot {id}: {stdout}");
+    assert!(
+        stdout.contains(&id[..8]),
+        "the report does not name snapshot {id}: {stdout}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("check found"), "{stderr}");
 
     let target = env.path("restore");
     let err = env.fail(&["restore", "latest", "--target", target.to_str().unwrap()]);
-    assert!(err.contains("corrupt") || err.contains("authentic"), "{err}");
+    assert!(
+        err.contains("corrupt") || err.contains("authentic"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,7 +156,10 @@ fn kill_during_backup_leaves_a_consistent_repository() {
 
     let big = env.dir("big");
     corpus::bulk(&big, 60, 4 * 1024 * 1024);
-    let mut child = env.command(&["backup", big.to_str().unwrap()]).spawn().unwrap();
+    let mut child = env
+        .command(&["backup", big.to_str().unwrap()])
+        .spawn()
+        .unwrap();
     // Kill once some packs of the new backup have been written.
     let data = env.repo.join("data");
     let before = util::count_files(&data);
@@ -150,7 +173,11 @@ fn kill_during_backup_leaves_a_consistent_repository() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let snapshots = env.json(&["snapshots", "--json"]);
-    assert_eq!(snapshots.as_array().unwrap().len(), 1, "a half backup became a snapshot");
+    assert_eq!(
+        snapshots.as_array().unwrap().len(),
+        1,
+        "a half backup became a snapshot"
+    );
 
     env.ok(&["check", "--read-data"]);
     env.ok(&["backup", big.to_str().unwrap()]);
@@ -173,14 +200,28 @@ fn excludes_ls_dump_and_stats() {
     std::fs::write(src.join("cache/deep/x"), b"x").unwrap();
     std::fs::write(src.join("dir/skip.tmp"), b"tmp").unwrap();
     env.ok(&["init"]);
-    env.ok(&["backup", src.to_str().unwrap(), "--exclude", "*.tmp", "--exclude", "cache"]);
+    env.ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        "cache",
+    ]);
     let ls = env.ok(&["ls", "latest"]);
     assert!(ls.contains("src/dir/hard-a"), "{ls}");
-    assert!(!ls.contains("skip.tmp") && !ls.contains("cache"), "excluded entries listed: {ls}");
+    assert!(
+        !ls.contains("skip.tmp") && !ls.contains("cache"),
+        "excluded entries listed: {ls}"
+    );
 
     // dump writes a tar whose files match the source.
     let out = env.run(&["dump", "latest", "src"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut archive = tar::Archive::new(&out.stdout[..]);
     let mut files = 0;
     for entry in archive.entries().unwrap() {
@@ -189,7 +230,12 @@ fn excludes_ls_dump_and_stats() {
         if entry.header().entry_type().is_file() {
             let mut content = Vec::new();
             std::io::Read::read_to_end(&mut entry, &mut content).unwrap();
-            assert_eq!(content, std::fs::read(src.join(&path)).unwrap(), "{}", path.display());
+            assert_eq!(
+                content,
+                std::fs::read(src.join(&path)).unwrap(),
+                "{}",
+                path.display()
+            );
             files += 1;
         }
     }
@@ -197,7 +243,10 @@ fn excludes_ls_dump_and_stats() {
 
     let stats = env.json(&["stats", "--json"]);
     assert_eq!(stats["snapshots"], 1);
-    assert!(stats["compression_ratio"].as_f64().unwrap() > 1.0, "{stats}");
+    assert!(
+        stats["compression_ratio"].as_f64().unwrap() > 1.0,
+        "{stats}"
+    );
     let describe = env.json(&["addon", "describe", "volume", "--json"]);
     assert_eq!(describe["name"], "volume");
     assert!(describe["digest"].as_str().unwrap().starts_with("sha256:"));
@@ -212,5 +261,8 @@ fn piped_output_has_no_progress_bar() {
     let out = env.run(&["backup", src.to_str().unwrap()]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}'), "{stderr:?}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
 }

@@ -55,7 +55,10 @@ impl Env {
         }
         cmd.args(full)
             .env("STOWAWAY_PASSWORD", &self.password)
-            .env("STOWAWAY_CACHE_DIR", concat!(env!("CARGO_TARGET_TMPDIR"), "/stowaway-cache"))
+            .env(
+                "STOWAWAY_CACHE_DIR",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/stowaway-cache"),
+            )
             .env_remove("STOWAWAY_REPOSITORY")
             .env_remove("STOWAWAY_PASSWORD_FILE")
             .env_remove("RUST_BACKTRACE")
@@ -89,7 +92,10 @@ impl Env {
         let out = self.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "stowaway {args:?}: {stderr}");
-        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{stderr}"
+        );
         let last = stderr.lines().last().unwrap_or_default().to_owned();
         assert!(last.starts_with("stowaway: "), "{stderr}");
         last
@@ -114,10 +120,17 @@ pub fn tree_digest(root: &Path) -> BTreeMap<String, String> {
         );
         desc.push_str(&format!(" mtime={}.{:09}", md.mtime(), md.mtime_nsec()));
         if ft.is_symlink() {
-            desc.push_str(&format!(" -> {}", std::fs::read_link(&full).unwrap().display()));
+            desc.push_str(&format!(
+                " -> {}",
+                std::fs::read_link(&full).unwrap().display()
+            ));
         } else if ft.is_file() {
             let bytes = std::fs::read(&full).expect("read");
-            desc.push_str(&format!(" size={} blake3={}", bytes.len(), blake3::hash(&bytes)));
+            desc.push_str(&format!(
+                " size={} blake3={}",
+                bytes.len(),
+                blake3::hash(&bytes)
+            ));
         } else if ft.is_dir() {
             for e in std::fs::read_dir(&full).expect("readdir") {
                 stack.push(rel.join(e.expect("entry").file_name()));
@@ -156,7 +169,10 @@ pub fn grep_tree(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
             } else {
                 let bytes = std::fs::read(&p).expect("read");
                 if bytes.windows(needle.len()).any(|w| w == needle)
-                    || p.to_string_lossy().as_bytes().windows(needle.len()).any(|w| w == needle)
+                    || p.to_string_lossy()
+                        .as_bytes()
+                        .windows(needle.len())
+                        .any(|w| w == needle)
                 {
                     hits.push(p);
                 }
@@ -167,10 +183,18 @@ pub fn grep_tree(root: &Path, needle: &[u8]) -> Vec<PathBuf> {
 }
 
 pub fn count_files(root: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(root) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
     entries
         .filter_map(Result::ok)
-        .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
@@ -198,7 +222,11 @@ pub fn flip_byte(path: &Path, offset: u64) {
     let mut perms = std::fs::metadata(path).unwrap().permissions();
     perms.set_mode(0o644);
     std::fs::set_permissions(path, perms).unwrap();
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8];
     f.seek(SeekFrom::Start(offset)).unwrap();
     f.read_exact(&mut b).unwrap();
@@ -247,7 +275,11 @@ pub mod corpus {
         for i in 0..n {
             let dir = root.join(if i % 2 == 0 { "d0" } else { "d1" });
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(format!("file-{i:04}.bin")), bytes(i as u64 + 1, size)).unwrap();
+            std::fs::write(
+                dir.join(format!("file-{i:04}.bin")),
+                bytes(i as u64 + 1, size),
+            )
+            .unwrap();
         }
     }
 
@@ -270,7 +302,11 @@ pub mod corpus {
         std::fs::create_dir_all(root.join("private")).unwrap();
         std::fs::write(root.join("empty-file"), b"").unwrap();
         std::fs::write(root.join("dir/small.txt"), b"hello\n").unwrap();
-        std::fs::write(root.join("dir/sub/big.bin"), bytes(42, 12 * 1024 * 1024 + 17)).unwrap();
+        std::fs::write(
+            root.join("dir/sub/big.bin"),
+            bytes(42, 12 * 1024 * 1024 + 17),
+        )
+        .unwrap();
         std::fs::write(root.join("dir/hard-a"), bytes(7, 5000)).unwrap();
         std::fs::hard_link(root.join("dir/hard-a"), root.join("other/hard-b")).unwrap();
         std::fs::write(root.join("private/key"), b"secret").unwrap();
@@ -299,12 +335,27 @@ pub mod corpus {
         }
         // Distinct times, set last (children first: writing into a directory changes it).
         let t = |secs: i64, nsec: i64| rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec { tv_sec: secs, tv_nsec: nsec },
-            last_modification: rustix::fs::Timespec { tv_sec: secs, tv_nsec: nsec },
+            last_access: rustix::fs::Timespec {
+                tv_sec: secs,
+                tv_nsec: nsec,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: secs,
+                tv_nsec: nsec,
+            },
         };
         for (i, p) in [
-            "dir/small.txt", "dir/sub/big.bin", "dir/hard-a", "empty-file", "dir/rel-link",
-            "dir/sub/empty", "dir/sub", "dir", "other", "private", "",
+            "dir/small.txt",
+            "dir/sub/big.bin",
+            "dir/hard-a",
+            "empty-file",
+            "dir/rel-link",
+            "dir/sub/empty",
+            "dir/sub",
+            "dir",
+            "other",
+            "private",
+            "",
         ]
         .iter()
         .enumerate()
