@@ -151,6 +151,15 @@ impl Backup {
         self.inner.store_blob(blob_type, data)
     }
 
+    /// Stores a hand-made tree blob without any of the writer's checks, so that tests of
+    /// other crates can build malicious snapshots and check that restores refuse them.
+    #[cfg(feature = "test-support")]
+    pub fn store_unchecked_tree(&self, tree: &crate::tree::Tree) -> Result<BlobId> {
+        let json = serde_json::to_vec(tree)
+            .map_err(|e| crate::Error::Usage(format!("serializing a tree: {e}")))?;
+        self.inner.store_blob(BlobType::Tree, &json)
+    }
+
     /// Live counters.
     pub fn progress(&self) -> Arc<BackupProgress> {
         Arc::clone(&self.inner.shared.progress)

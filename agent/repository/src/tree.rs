@@ -68,7 +68,7 @@ pub struct Node {
 
 impl Node {
     /// The node for an entry (no content yet); `name` is the last path segment.
-    pub(crate) fn from_entry(entry: &Entry, name: &str) -> Node {
+    pub fn from_entry(entry: &Entry, name: &str) -> Node {
         Node {
             name: name.to_owned(),
             kind: entry.kind,

@@ -347,3 +347,73 @@ fn compiled_components_are_cached_on_disk() {
     let again = h.load(test_programs::TRAP);
     assert_eq!(again.info().name, "test-trap");
 }
+
+/// Commits a snapshot whose single tree component is `nodes`, bypassing the writer's checks.
+fn malicious_snapshot(
+    h: &Harness,
+    nodes: Vec<stowaway_repository::Node>,
+) -> stowaway_repository::ComponentRecord {
+    let backup = h.repo.start_backup(None).expect("start backup");
+    let tree = stowaway_repository::Tree { nodes };
+    let root = std::thread::scope(|s| {
+        s.spawn(|| backup.store_unchecked_tree(&tree).expect("store"))
+            .join()
+            .expect("thread")
+    });
+    let record = stowaway_repository::ComponentRecord {
+        name: "vol".into(),
+        kind: stowaway_repository::ComponentKind::Tree,
+        media_type: stowaway_repository::TREE_MEDIA_TYPE.into(),
+        size: 0,
+        attributes: Vec::new(),
+        root,
+    };
+    h.rt.block_on(backup.commit(SnapshotMeta::default(), vec![record.clone()]))
+        .expect("commit");
+    record
+}
+
+#[test]
+fn restore_refuses_entries_that_would_leave_the_target() {
+    use stowaway_repository::{Entry, EntryKind, Node};
+    let h = harness();
+    let volume = h
+        .runtime
+        .load(
+            stowaway_addons::builtin("volume").expect("built in"),
+            "volume",
+        )
+        .expect("load volume addon");
+    let node = |path: &str, kind| Node::from_entry(&Entry::new(path, kind), path);
+    let mut link = node("a", EntryKind::Symlink);
+    link.link_target = Some("/tmp".into());
+    let cases = [
+        ("../escaped", vec![node("../escaped", EntryKind::Fifo)]),
+        ("/tmp/escaped", vec![node("/tmp/escaped", EntryKind::Fifo)]),
+        ("a/b", vec![link, node("a/b", EntryKind::Fifo)]),
+    ];
+    for (bad, nodes) in cases {
+        let record = malicious_snapshot(&h, nodes);
+        let outer = tempfile::tempdir().expect("tempdir");
+        let target = outer.path().join("target");
+        std::fs::create_dir(&target).expect("mkdir");
+        let mut spec = JobSpec::new("evil");
+        spec.volumes = vec![VolumeGrant {
+            name: "vol".into(),
+            path: target.clone(),
+        }];
+        let (addon, fail) = failure(volume.restore(spec, h.repo.clone(), vec![record]));
+        assert_eq!(addon, "volume 0.1.0");
+        let message = fail.to_string();
+        assert!(
+            message.contains("unsafe or damaged") && message.contains(&format!("{bad:?}")),
+            "{bad}: {message}"
+        );
+        assert_eq!(
+            std::fs::read_dir(outer.path()).expect("list").count(),
+            1,
+            "{bad}: wrote beside the target"
+        );
+        assert!(!std::path::Path::new("/tmp/escaped").exists());
+    }
+}
