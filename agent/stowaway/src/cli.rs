@@ -84,6 +84,7 @@ enum Command {
 
 /// Runs the command line and maps the outcome to an exit code.
 pub(crate) fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     init_logging(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -149,6 +150,29 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// A bug must still end in one line, not a backtrace (set STOWAWAY_BACKTRACE=1 to get one).
+fn install_panic_hook() {
+    if std::env::var_os("STOWAWAY_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!(
+            "stowaway: internal error{location}: {message} (this is a bug; \
+             STOWAWAY_BACKTRACE=1 shows a backtrace)"
+        );
+    }));
 }
 
 fn init_logging(g: &Global) {

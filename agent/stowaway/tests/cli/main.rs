@@ -266,3 +266,33 @@ fn piped_output_has_no_progress_bar() {
         "{stderr:?}"
     );
 }
+
+#[test]
+fn restore_never_writes_through_a_symlink_planted_in_the_target() {
+    let env = Env::new();
+    let src = env.dir("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/file"), b"from the snapshot").unwrap();
+    env.ok(&["init"]);
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let target = env.path("restore");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+
+    // Someone replaces the restored directory with a symlink to a directory outside.
+    let outside = env.dir("outside");
+    std::fs::write(outside.join("file"), b"outside, must stay").unwrap();
+    std::fs::remove_dir_all(target.join("src/a")).unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("src/a")).unwrap();
+
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read(outside.join("file")).unwrap(),
+        b"outside, must stay"
+    );
+    let a = std::fs::symlink_metadata(target.join("src/a")).unwrap();
+    assert!(a.is_dir(), "the symlink was not replaced by the directory");
+    assert_eq!(
+        std::fs::read(target.join("src/a/file")).unwrap(),
+        b"from the snapshot"
+    );
+}
