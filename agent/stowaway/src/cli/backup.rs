@@ -156,7 +156,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let interrupted = super::progress::cancel_on_ctrl_c(cancel.clone());
     let phase = Arc::new(Mutex::new(String::new()));
     let total = Arc::new(AtomicU64::new(0));
-    if !g.quiet && !g.json {
+    if Progress::shown(g) {
         spawn_size_scan(grants.clone(), total.clone());
     }
     let progress = Progress::start(

@@ -49,9 +49,14 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    /// Starts drawing `counters` ten times a second, if stderr is a terminal.
+    /// Whether a progress bar is drawn: stderr is a terminal, and neither --quiet nor --json.
+    pub fn shown(g: &Global) -> bool {
+        !g.quiet && !g.json && std::io::stderr().is_terminal()
+    }
+
+    /// Starts drawing `counters` ten times a second, if [`Progress::shown`].
     pub fn start(g: &Global, verb: &'static str, counters: Counters) -> Progress {
-        if g.quiet || g.json || !std::io::stderr().is_terminal() {
+        if !Self::shown(g) {
             return Progress {
                 bar: None,
                 task: None,
