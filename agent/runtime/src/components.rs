@@ -48,26 +48,69 @@ impl StreamWriterHandle {
     }
 }
 
-/// The `output-stream` of a stream component.
-struct StreamSink {
-    writer: Arc<Mutex<Option<StreamWriter>>>,
+/// Where the bytes of an `output-stream` go: the repository writer of a stream component or
+/// of one file of a tree. `None` from `write` means the target is closed (finished).
+trait ContentTarget: Send + Sync + 'static {
+    fn write(&self, data: &[u8]) -> Option<stowaway_repository::Result<()>>;
+    fn is_open(&self) -> bool;
+}
+
+impl ContentTarget for Mutex<Option<StreamWriter>> {
+    fn write(&self, data: &[u8]) -> Option<stowaway_repository::Result<()>> {
+        lock(self).as_mut().map(|writer| writer.write(data))
+    }
+
+    fn is_open(&self) -> bool {
+        lock(self).is_some()
+    }
+}
+
+/// The content of the file currently open on a tree writer.
+struct OpenFile {
+    slot: Arc<Mutex<TreeSlot>>,
+    closed: Arc<AtomicBool>,
+}
+
+impl ContentTarget for OpenFile {
+    fn write(&self, data: &[u8]) -> Option<stowaway_repository::Result<()>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        lock(&self.slot)
+            .writer
+            .as_mut()
+            .map(|writer| writer.write_content(data))
+    }
+
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed)
+    }
+}
+
+/// An `output-stream` feeding a repository writer.
+struct RepoSink<T: ContentTarget> {
+    target: Arc<T>,
     host_error: HostError,
 }
 
 #[async_trait::async_trait]
-impl Pollable for StreamSink {
+impl<T: ContentTarget> Pollable for RepoSink<T> {
     async fn ready(&mut self) {}
 }
 
-impl OutputStream for StreamSink {
+impl<T: ContentTarget> OutputStream for RepoSink<T> {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let mut slot = lock(&self.writer);
-        let writer = slot.as_mut().ok_or(StreamError::Closed)?;
-        writer.write(&bytes).map_err(|err| {
-            self.host_error
-                .record(format!("writing to the repository: {err}"));
-            StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
-        })
+        match self.target.write(&bytes) {
+            None => Err(StreamError::Closed),
+            Some(Ok(())) => Ok(()),
+            Some(Err(err)) => {
+                self.host_error
+                    .record(format!("writing to the repository: {err}"));
+                Err(StreamError::LastOperationFailed(wasmtime::format_err!(
+                    "{err}"
+                )))
+            }
+        }
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -75,11 +118,22 @@ impl OutputStream for StreamSink {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        if lock(&self.writer).is_none() {
-            return Err(StreamError::Closed);
+        if self.target.is_open() {
+            Ok(WRITE_PERMIT)
+        } else {
+            Err(StreamError::Closed)
         }
-        Ok(WRITE_PERMIT)
     }
+}
+
+/// Marks an output as taken; the second call is refused.
+fn take_output(taken: &mut bool, what: &str) -> Result<(), AddonError> {
+    if std::mem::replace(taken, true) {
+        return Err(AddonError::InvalidParameter(format!(
+            "the output of {what} was already taken"
+        )));
+    }
+    Ok(())
 }
 
 impl host::HostStreamWriter for JobState {
@@ -88,15 +142,14 @@ impl host::HostStreamWriter for JobState {
         this: Resource<StreamWriterHandle>,
     ) -> wasmtime::Result<Result<Resource<DynOutputStream>, AddonError>> {
         let handle = self.table.get_mut(&this)?;
-        if handle.output_taken {
-            return Ok(Err(AddonError::InvalidParameter(format!(
-                "the output of component {:?} was already taken",
-                handle.name
-            ))));
+        if let Err(err) = take_output(
+            &mut handle.output_taken,
+            &format!("component {:?}", handle.name),
+        ) {
+            return Ok(Err(err));
         }
-        handle.output_taken = true;
-        let sink: DynOutputStream = Box::new(StreamSink {
-            writer: handle.writer.clone(),
+        let sink: DynOutputStream = Box::new(RepoSink {
+            target: handle.writer.clone(),
             host_error: handle.host_error.clone(),
         });
         Ok(Ok(self.table.push(sink)?))
@@ -164,44 +217,6 @@ pub struct FileContentHandle {
     closed: Arc<AtomicBool>,
     output_taken: bool,
     host_error: HostError,
-}
-
-/// The `output-stream` of one file's content.
-struct FileSink {
-    slot: Arc<Mutex<TreeSlot>>,
-    closed: Arc<AtomicBool>,
-    host_error: HostError,
-}
-
-#[async_trait::async_trait]
-impl Pollable for FileSink {
-    async fn ready(&mut self) {}
-}
-
-impl OutputStream for FileSink {
-    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(StreamError::Closed);
-        }
-        let mut slot = lock(&self.slot);
-        let writer = slot.writer.as_mut().ok_or(StreamError::Closed)?;
-        writer.write_content(&bytes).map_err(|err| {
-            self.host_error
-                .record(format!("writing to the repository: {err}"));
-            StreamError::LastOperationFailed(wasmtime::format_err!("{err}"))
-        })
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        Ok(())
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(StreamError::Closed);
-        }
-        Ok(WRITE_PERMIT)
-    }
 }
 
 impl host::HostTreeWriter for JobState {
@@ -310,16 +325,15 @@ impl host::HostFileContent for JobState {
         this: Resource<FileContentHandle>,
     ) -> wasmtime::Result<Result<Resource<DynOutputStream>, AddonError>> {
         let handle = self.table.get_mut(&this)?;
-        if handle.output_taken {
-            return Ok(Err(AddonError::InvalidParameter(format!(
-                "the output of file {:?} was already taken",
-                handle.path
-            ))));
+        if let Err(err) = take_output(&mut handle.output_taken, &format!("file {:?}", handle.path))
+        {
+            return Ok(Err(err));
         }
-        handle.output_taken = true;
-        let sink: DynOutputStream = Box::new(FileSink {
-            slot: handle.slot.clone(),
-            closed: handle.closed.clone(),
+        let sink: DynOutputStream = Box::new(RepoSink {
+            target: Arc::new(OpenFile {
+                slot: handle.slot.clone(),
+                closed: handle.closed.clone(),
+            }),
             host_error: handle.host_error.clone(),
         });
         Ok(Ok(self.table.push(sink)?))

@@ -131,6 +131,42 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// Parses `NAME=VALUE` (addon parameters).
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
+    }
+}
+
+/// The component `name` of `snapshot`, or an error listing the components it has.
+pub(crate) fn component<'a>(
+    snapshot: &'a stowaway_repository::Snapshot,
+    name: &str,
+) -> anyhow::Result<&'a stowaway_repository::ComponentRecord> {
+    snapshot.component(name).ok_or_else(|| {
+        let names: Vec<&str> = snapshot
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        anyhow::anyhow!(
+            "snapshot {} has no component {name:?} (it has: {})",
+            snapshot.id.short(),
+            names.join(", ")
+        )
+    })
+}
+
+/// The sum of the `warnings` attributes an addon reported.
+pub(crate) fn warnings<'a>(attributes: impl IntoIterator<Item = &'a (String, String)>) -> u64 {
+    attributes
+        .into_iter()
+        .filter(|(k, _)| k == "warnings")
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum()
+}
+
 /// The error and its causes on one line, without repeating a cause the message already holds.
 fn one_line(err: &anyhow::Error) -> String {
     let mut line = err.to_string();

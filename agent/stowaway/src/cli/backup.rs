@@ -22,7 +22,7 @@ pub(crate) struct Args {
     #[arg(long, default_value = "volume")]
     addon: String,
     /// Addon parameter NAME=VALUE (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::parse_pair)]
     params: Vec<(String, String)>,
     /// Exclude paths matching this glob (repeatable): `*.tmp` matches names at any depth,
     /// `cache/**` paths relative to each directory.
@@ -52,13 +52,6 @@ pub(crate) struct Args {
     /// Benchmark mode: read the directories natively instead of through the volume addon.
     #[arg(long, hide = true)]
     native: bool,
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
-    }
 }
 
 /// Volume grants for the paths, named after their last component (made unique).
@@ -219,13 +212,12 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
                 .push(("path".into(), grant.path.display().to_string()));
         }
     }
-    let warnings: u64 = components
-        .iter()
-        .flat_map(|c| c.attributes.iter())
-        .chain(output.attributes.iter())
-        .filter(|(k, _)| k == "warnings")
-        .filter_map(|(_, v)| v.parse::<u64>().ok())
-        .sum();
+    let warnings = super::warnings(
+        components
+            .iter()
+            .flat_map(|c| c.attributes.iter())
+            .chain(output.attributes.iter()),
+    );
     let meta = SnapshotMeta {
         hostname: Some(hostname),
         target,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use stowaway_repository::{ComponentKind, EntryKind, Repository};
 
 use super::Global;
@@ -19,19 +19,7 @@ pub(crate) struct Args {
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let repo = super::repo::open_indexed(g).await?;
     let snapshot = repo.find_snapshot(&args.snapshot).await?;
-    let Some(component) = snapshot.component(&args.component).cloned() else {
-        let names: Vec<&str> = snapshot
-            .components
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        bail!(
-            "snapshot {} has no component {:?} (it has: {})",
-            snapshot.id.short(),
-            args.component,
-            names.join(", ")
-        );
-    };
+    let component = super::component(&snapshot, &args.component)?.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let stdout = std::io::stdout().lock();
         let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);

@@ -23,7 +23,7 @@ pub(crate) struct Args {
     #[arg(long = "component", value_name = "NAME")]
     components: Vec<String>,
     /// Addon parameter NAME=VALUE (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::parse_pair)]
     params: Vec<(String, String)>,
     /// Use this addon instead of the one recorded in the snapshot (name or .wasm path).
     #[arg(long)]
@@ -36,13 +36,6 @@ pub(crate) struct Args {
     memory_limit_mib: u64,
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected NAME=VALUE, got {s:?}")),
-    }
-}
-
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let repo = super::repo::open_indexed(g).await?;
@@ -52,18 +45,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     } else {
         let mut chosen = Vec::new();
         for name in &args.components {
-            let Some(c) = snapshot.component(name) else {
-                let names: Vec<&str> = snapshot
-                    .components
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect();
-                bail!(
-                    "snapshot {} has no component {name:?} (it has: {})",
-                    snapshot.id.short(),
-                    names.join(", ")
-                );
-            };
+            let c = super::component(&snapshot, name)?;
             chosen.push(c.clone());
         }
         chosen
@@ -151,11 +133,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         return Err(super::progress::Interrupted.into());
     }
     let attributes = result?;
-    let warnings: u64 = attributes
-        .iter()
-        .filter(|(k, _)| k == "warnings")
-        .filter_map(|(_, v)| v.parse::<u64>().ok())
-        .sum();
+    let warnings = super::warnings(&attributes);
 
     let elapsed = started.elapsed();
     if g.json {
