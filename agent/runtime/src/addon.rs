@@ -143,10 +143,16 @@ impl Addon {
         };
         let (mut store, pipes) =
             self.store(JobSpec::new("describe"), limits, Mode::Describe, false)?;
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|addon| addon.stowaway_addon_metadata().call_describe(&mut store));
+        let deadline = store.data().deadline.clone();
+        let pre = &self.pre;
+        let store_ref = &mut store;
+        let result = drive(deadline, async move {
+            let addon = pre.instantiate_async(&mut *store_ref).await?;
+            addon
+                .stowaway_addon_metadata()
+                .call_describe(&mut *store_ref)
+                .await
+        });
         let info = match result {
             Ok(info) => AddonInfo::from(info),
             Err(err) => {
@@ -175,9 +181,16 @@ impl Addon {
             finished: Vec::new(),
         };
         let (mut store, pipes) = self.store(spec, limits, mode, false)?;
-        let result = self.pre.instantiate(&mut store).and_then(|addon| {
-            let job = store.data_mut().table.push(crate::job::JobHandle)?;
-            addon.stowaway_addon_backup().call_run(&mut store, job)
+        let deadline = store.data().deadline.clone();
+        let pre = &self.pre;
+        let store_ref = &mut store;
+        let result = drive(deadline, async move {
+            let addon = pre.instantiate_async(&mut *store_ref).await?;
+            let job = store_ref.data_mut().table.push(crate::job::JobHandle)?;
+            addon
+                .stowaway_addon_backup()
+                .call_run(&mut *store_ref, job)
+                .await
         });
         let attributes = self.outcome(&mut store, &pipes, result)?;
         let components = match std::mem::replace(&mut store.data_mut().mode, Mode::Describe) {
@@ -206,9 +219,16 @@ impl Addon {
             components,
         };
         let (mut store, pipes) = self.store(spec, limits, mode, true)?;
-        let result = self.pre.instantiate(&mut store).and_then(|addon| {
-            let job = store.data_mut().table.push(crate::job::JobHandle)?;
-            addon.stowaway_addon_restore().call_run(&mut store, job)
+        let deadline = store.data().deadline.clone();
+        let pre = &self.pre;
+        let store_ref = &mut store;
+        let result = drive(deadline, async move {
+            let addon = pre.instantiate_async(&mut *store_ref).await?;
+            let job = store_ref.data_mut().table.push(crate::job::JobHandle)?;
+            addon
+                .stowaway_addon_restore()
+                .call_run(&mut *store_ref, job)
+                .await
         });
         self.outcome(&mut store, &pipes, result)
     }
@@ -318,8 +338,10 @@ impl Addon {
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
+        // Every tick: yield to the job's executor (so the watchdog in `drive` runs), cancel at
+        // the deadline, interrupt after the grace period.
         store.epoch_deadline_callback(|ctx| match ctx.data().deadline.tick() {
-            Ok(()) => Ok(UpdateDeadline::Continue(1)),
+            Ok(()) => Ok(UpdateDeadline::Yield(1)),
             Err(interrupted) => Err(wasmtime::Error::new(interrupted)),
         });
         Ok((store, pipes))
@@ -352,6 +374,43 @@ impl Addon {
             failure,
         })
     }
+}
+
+/// Runs `call` to completion on a current-thread executor of its own, next to a watchdog that
+/// cancels the job at its deadline and, once the grace period is over, abandons the call even
+/// when the addon is blocked inside a host call (a sleep, a wait on a pollable) where the epoch
+/// interruption cannot reach it. The store is not used again after an abandoned call, except to
+/// read why it stopped.
+fn drive<T: Send>(
+    deadline: crate::limits::Deadline,
+    call: impl std::future::Future<Output = wasmtime::Result<T>> + Send,
+) -> wasmtime::Result<T> {
+    // A thread of its own: the caller may itself be inside a tokio runtime (a blocking task),
+    // where starting another executor is not allowed.
+    std::thread::scope(|scope| {
+        let job = scope.spawn(move || {
+            let executor = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| wasmtime::format_err!("cannot start the job's executor: {e}"))?;
+            executor.block_on(async move {
+                let watchdog = async {
+                    loop {
+                        tokio::time::sleep(crate::engine::EPOCH_TICK * 5).await;
+                        if let Err(interrupted) = deadline.tick() {
+                            return interrupted;
+                        }
+                    }
+                };
+                tokio::select! {
+                    result = call => result,
+                    interrupted = watchdog => Err(wasmtime::Error::new(interrupted)),
+                }
+            })
+        });
+        job.join()
+            .unwrap_or_else(|_| Err(wasmtime::format_err!("the job's thread panicked")))
+    })
 }
 
 /// The stdout and stderr pipes of one run.

@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
     path: "../../wit/v0.1",
     world: "stowaway:addon/addon",
     imports: { default: trappable },
+    exports: { default: async },
     require_store_data_send: true,
     with: {
         "wasi": wasmtime_wasi::p2::bindings,

@@ -60,7 +60,7 @@ impl Runtime {
             Engine::new(&config).map_err(|e| setup(format!("creating the engine: {e}")))?;
 
         let mut linker: Linker<JobState> = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| setup(format!("linking WASI: {e}")))?;
         use crate::bindings::stowaway::addon as v0_1;
         v0_1::types::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s)

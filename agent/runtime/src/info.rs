@@ -196,6 +196,10 @@ pub(crate) fn validate(info: &AddonInfo) -> Result<(), String> {
         if !seen.insert(p.name.as_str()) {
             return Err(format!("describe() lists parameter {:?} twice", p.name));
         }
+        if let Some(default) = &p.default {
+            crate::params::check_value(p, default)
+                .map_err(|reason| format!("describe() gives a bad default: {reason}"))?;
+        }
     }
     Ok(())
 }

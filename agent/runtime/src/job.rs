@@ -84,6 +84,9 @@ pub trait ProgressSink: Send + Sync {
     fn transferred(&self, _bytes: u64) {}
 }
 
+/// Progress reports closer together than this are dropped.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// The resource behind `host.job`; there is one per run and its state lives in [`JobState`].
 pub struct JobHandle;
 
@@ -116,6 +119,8 @@ pub(crate) struct JobState {
     pub parameters: Vec<(String, String)>,
     pub secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// When the last progress report was passed on (reports are rate-limited).
+    pub last_progress: Option<std::time::Instant>,
     pub volumes: Vec<GrantedVolume>,
     pub mode: Mode,
     /// The first failure of the host underneath the addon (storage, repository); reported
@@ -169,6 +174,7 @@ impl JobState {
             parameters: Vec::new(),
             secrets: BTreeMap::new(),
             progress: None,
+            last_progress: None,
             volumes: Vec::new(),
             mode,
             host_error: HostError::default(),
@@ -325,6 +331,14 @@ impl host::HostJob for JobState {
     }
 
     fn report_progress(&mut self, _: Resource<JobHandle>, p: Progress) -> wasmtime::Result<()> {
+        let now = std::time::Instant::now();
+        if self
+            .last_progress
+            .is_some_and(|last| now.duration_since(last) < PROGRESS_INTERVAL)
+        {
+            return Ok(());
+        }
+        self.last_progress = Some(now);
         if let Some(sink) = &self.progress {
             sink.report(&AddonProgress {
                 phase: truncate(&p.phase, 64).to_owned(),
@@ -338,16 +352,14 @@ impl host::HostJob for JobState {
     }
 
     fn is_cancelled(&mut self, _: Resource<JobHandle>) -> wasmtime::Result<bool> {
-        Ok(self.deadline.cancel.is_cancelled())
+        Ok(self.deadline.is_cancelled())
     }
 
     fn subscribe_cancel(
         &mut self,
         _: Resource<JobHandle>,
     ) -> wasmtime::Result<Resource<PollableRes>> {
-        let res = self
-            .table
-            .push(CancelPollable(self.deadline.cancel.clone()))?;
+        let res = self.table.push(CancelPollable(self.deadline.clone()))?;
         wasmtime_wasi::p2::subscribe(&mut self.table, res)
     }
 
@@ -475,8 +487,8 @@ fn claim_name(names: &mut BTreeSet<String>, name: &str) -> Result<(), AddonError
     Ok(())
 }
 
-/// Ready once the job is cancelled.
-struct CancelPollable(CancelToken);
+/// Ready once the job is cancelled or past its deadline.
+struct CancelPollable(Deadline);
 
 #[async_trait::async_trait]
 impl wasmtime_wasi::p2::Pollable for CancelPollable {

@@ -74,7 +74,7 @@ impl CancelToken {
 }
 
 /// Tracks the deadline of a running job; consulted on every epoch tick.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Deadline {
     pub limits: JobLimits,
     pub started: Instant,
@@ -89,6 +89,14 @@ pub(crate) struct Interrupted {
 }
 
 impl Deadline {
+    /// Whether the job is cancelled, counting a deadline that has passed.
+    pub fn is_cancelled(&self) -> bool {
+        // tick() cancels once the deadline has passed; its interrupt verdict is for callers
+        // that can stop the guest.
+        let _ = self.tick();
+        self.cancel.is_cancelled()
+    }
+
     /// Called on each epoch tick: cancels at the deadline, interrupts after the grace period.
     pub fn tick(&self) -> Result<(), Interrupted> {
         let now = Instant::now();

@@ -47,7 +47,7 @@ pub(crate) fn resolve(
     Ok(resolved)
 }
 
-fn check_value(param: &Parameter, value: &str) -> Result<(), String> {
+pub(crate) fn check_value(param: &Parameter, value: &str) -> Result<(), String> {
     let ok = match param.kind {
         ParameterType::Text | ParameterType::TextList => true,
         ParameterType::Integer => value.trim().parse::<i64>().is_ok(),

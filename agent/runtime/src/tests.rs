@@ -417,3 +417,47 @@ fn restore_refuses_entries_that_would_leave_the_target() {
         assert!(!std::path::Path::new("/tmp/escaped").exists());
     }
 }
+
+#[test]
+fn addon_blocked_in_a_host_call_is_stopped_after_the_grace_period() {
+    let h = harness();
+    let addon = h.load(test_programs::LOOP_FOREVER);
+    let mut spec = JobSpec::new("sleep");
+    spec.parameters = vec![("mode".into(), "sleep".into())];
+    spec.limits = JobLimits {
+        deadline: Some(Duration::from_millis(200)),
+        grace: Duration::from_millis(300),
+        ..JobLimits::default()
+    };
+    let started = Instant::now();
+    let (_, fail) = failure(h.backup(&addon, spec));
+    assert_eq!(fail, Failure::Timeout(Duration::from_millis(200)));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_repository_usable(&h);
+}
+
+#[test]
+fn the_cancel_pollable_wakes_at_the_deadline() {
+    let h = harness();
+    let addon = h.load(test_programs::LOOP_FOREVER);
+    let mut spec = JobSpec::new("wait");
+    spec.parameters = vec![("mode".into(), "wait-cancel".into())];
+    spec.limits = JobLimits {
+        deadline: Some(Duration::from_millis(200)),
+        grace: Duration::from_secs(60),
+        ..JobLimits::default()
+    };
+    let started = Instant::now();
+    let (_, fail) = failure(h.backup(&addon, spec));
+    // The addon returned `cancelled` by itself, long before the grace period ended.
+    assert_eq!(fail, Failure::Timeout(Duration::from_millis(200)));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

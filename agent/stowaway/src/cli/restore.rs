@@ -52,6 +52,16 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     };
 
     let runtime = crate::addons::runtime(g)?;
+    if args.addon.is_none() && stowaway_addons::builtin(&snapshot.addon.name).is_none() {
+        bail!(
+            "snapshot {} was made by addon {} {} ({}), which is not built in: give its component \
+             with --addon PATH",
+            snapshot.id.short(),
+            snapshot.addon.name,
+            snapshot.addon.version,
+            snapshot.addon.digest
+        );
+    }
     let addon_name = args
         .addon
         .clone()
