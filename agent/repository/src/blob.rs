@@ -97,6 +97,26 @@ pub(crate) fn describe_blob(blob_type: BlobType, id: &BlobId) -> String {
     format!("{blob_type} blob {id}")
 }
 
+thread_local! {
+    /// One zstd decompression context per thread: creating one per blob costs more than
+    /// decompressing a small blob.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(body: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(decompressor) => decompressor.decompress(body, capacity),
+            None => zstd::bulk::decompress(body, capacity),
+        }
+    })
+}
+
 /// Opens, decompresses and verifies a stored blob.
 pub(crate) fn decode_blob(
     crypto: &Crypto,
@@ -111,7 +131,7 @@ pub(crate) fn decode_blob(
         .open(&blob_aad(blob_type, id), stored)
         .map_err(|e| Error::corrupt(what(), e))?;
     let plaintext = if compressed {
-        zstd::bulk::decompress(&body, raw_length as usize)
+        decompress(&body, raw_length as usize)
             .map_err(|e| Error::corrupt(what(), format!("zstd: {e}")))?
     } else {
         body

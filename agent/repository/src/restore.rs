@@ -2,6 +2,8 @@
 //! blobs prefetched, decrypted and verified on the repository's runtime.
 
 mod prefetch;
+
+pub(crate) use prefetch::read_tree_closure;
 mod stream_reader;
 mod tree_reader;
 

@@ -133,3 +133,9 @@ pub struct ChunkList {
     /// Data blob ids in stream order.
     pub chunks: Vec<BlobId>,
 }
+
+/// Parses the plaintext of tree blob `id`.
+pub(crate) fn parse_tree(id: &BlobId, bytes: &[u8]) -> crate::error::Result<Tree> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| crate::error::Error::corrupt(format!("tree blob {id}"), e))
+}

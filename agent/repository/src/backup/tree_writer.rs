@@ -1,6 +1,6 @@
 //! [`TreeWriter`]: one file-tree component, with the files cache.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::backup::{BackupInner, BackupProgress};
@@ -35,7 +35,7 @@ struct Frame {
     names: HashSet<String>,
     /// The same directory in the parent snapshot.
     parent_tree_id: Option<BlobId>,
-    parent_tree: Option<Option<Tree>>,
+    parent_tree: Option<Option<Arc<Tree>>>,
 }
 
 impl Frame {
@@ -68,6 +68,15 @@ pub struct TreeWriter {
     file_paths: HashSet<String>,
     pending: Option<PendingFile>,
     total_size: u64,
+    /// The parent snapshot's trees, loaded in the background when the writer starts.
+    parent_trees: ParentTrees,
+}
+
+/// The trees of the parent snapshot's component, loading or loaded.
+enum ParentTrees {
+    None,
+    Loading(crossbeam_channel::Receiver<HashMap<BlobId, Arc<Tree>>>),
+    Loaded(HashMap<BlobId, Arc<Tree>>),
 }
 
 impl TreeWriter {
@@ -78,7 +87,21 @@ impl TreeWriter {
     ) -> Result<TreeWriter> {
         let repo = backup.repo();
         let chunker = Chunker::new(&repo.config().chunker, repo.crypto().chunker_seed());
+        // One batched load of the whole parent tree instead of a round trip per directory.
+        let parent_trees = match parent_root {
+            Some(root) => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let loader = repo.clone();
+                repo.handle().spawn(async move {
+                    let trees = crate::restore::read_tree_closure(&loader, root).await;
+                    let _ = tx.send(trees);
+                });
+                ParentTrees::Loading(rx)
+            }
+            None => ParentTrees::None,
+        };
         Ok(TreeWriter {
+            parent_trees,
             backup,
             name: name.to_owned(),
             chunker,
@@ -102,12 +125,23 @@ impl TreeWriter {
     /// The parent snapshot's version of the innermost open directory.
     fn parent_tree(&mut self) -> Option<&Tree> {
         let repo = self.backup.repo().clone();
+        if let ParentTrees::Loading(rx) = &self.parent_trees {
+            self.parent_trees = match rx.recv() {
+                Ok(trees) => ParentTrees::Loaded(trees),
+                Err(_) => ParentTrees::None,
+            };
+        }
         let frame = self.stack.last_mut()?;
         if frame.parent_tree.is_none() {
-            let loaded = frame.parent_tree_id.and_then(|id| {
+            let preloaded = match (&self.parent_trees, frame.parent_tree_id) {
+                (ParentTrees::Loaded(trees), Some(id)) => trees.get(&id).cloned(),
+                _ => None,
+            };
+            let loaded = preloaded.or_else(|| {
+                let id = frame.parent_tree_id?;
                 let repo2 = repo.clone();
                 match repo.run(async move { repo2.read_tree(&id).await }) {
-                    Ok(tree) => Some(tree),
+                    Ok(tree) => Some(Arc::new(tree)),
                     Err(e) => {
                         tracing::warn!(tree = %id, error = %e, "cannot read the parent snapshot's tree; files will be read");
                         None
@@ -116,7 +150,7 @@ impl TreeWriter {
             });
             frame.parent_tree = Some(loaded);
         }
-        frame.parent_tree.as_ref().and_then(Option::as_ref)
+        frame.parent_tree.as_ref().and_then(Option::as_deref)
     }
 
     /// Stores the innermost directory as a tree blob and attaches it to its parent.

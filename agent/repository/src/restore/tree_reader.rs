@@ -1,8 +1,9 @@
 //! [`TreeReader`]: walks a tree component, validating every node, with file content
 //! prefetched in tree order by one pipeline.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
+use std::sync::Arc;
 
 use crate::entry::{Entry, EntryKind, validate_name};
 use crate::error::{Error, Result};
@@ -10,7 +11,7 @@ use crate::id::BlobId;
 use crate::repository::Repository;
 use crate::restore::prefetch::BlobStream;
 use crate::snapshot::ComponentRecord;
-use crate::tree::Node;
+use crate::tree::{Node, Tree};
 
 /// Deepest directory nesting accepted.
 const MAX_DEPTH: usize = 1024;
@@ -52,6 +53,18 @@ fn validate_node(node: &Node, path: &str) -> Result<()> {
 
 /// Walks the whole tree; returns the valid entries (with their content blob counts), all
 /// content ids in order, and the error that stopped the walk, if any.
+/// The nodes of tree `id`: from the preloaded trees, or read alone (to get its error).
+async fn load_nodes(
+    repo: &Repository,
+    trees: &HashMap<BlobId, Arc<Tree>>,
+    id: BlobId,
+) -> Result<Vec<Node>> {
+    match trees.get(&id) {
+        Some(tree) => Ok(tree.nodes.clone()),
+        None => Ok(repo.read_tree(&id).await?.nodes),
+    }
+}
+
 async fn walk(
     repo: Repository,
     root: BlobId,
@@ -60,7 +73,12 @@ async fn walk(
     let mut content = Vec::new();
     let mut files = HashSet::new();
     let mut hardlinks = Vec::new();
-    let root_tree = repo.read_tree(&root).await?;
+    // All trees in a few batched reads; a tree the batch could not read is read alone below,
+    // which reports its error at the right place of the walk.
+    let trees = crate::restore::read_tree_closure(&repo, root).await;
+    let root_tree = Tree {
+        nodes: load_nodes(&repo, &trees, root).await?,
+    };
     let mut stack = vec![(String::new(), root_tree.nodes.into_iter(), None::<String>)];
     let error = loop {
         let Some((prefix, nodes, last)) = stack.last_mut() else {
@@ -102,8 +120,8 @@ async fn walk(
                 if stack.len() >= MAX_DEPTH {
                     break Some(Error::invalid_entry(&path, "directories nested too deeply"));
                 }
-                match repo.read_tree(&subtree).await {
-                    Ok(tree) => stack.push((path, tree.nodes.into_iter(), None)),
+                match load_nodes(&repo, &trees, subtree).await {
+                    Ok(nodes) => stack.push((path, nodes.into_iter(), None)),
                     Err(e) => break Some(e),
                 }
             }
