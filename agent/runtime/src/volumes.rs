@@ -8,6 +8,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -22,7 +23,11 @@ use crate::job::JobState;
 pub(crate) struct GrantedVolume {
     pub name: String,
     pub writable: bool,
-    root: OwnedFd,
+    root: Arc<OwnedFd>,
+    /// The directory opened last (entries come directory by directory).
+    last_dir: Mutex<Option<(Vec<String>, Arc<OwnedFd>)>>,
+    /// Whether this process may change owners.
+    privileged: bool,
 }
 
 impl GrantedVolume {
@@ -36,7 +41,9 @@ impl GrantedVolume {
         Ok(GrantedVolume {
             name: name.to_owned(),
             writable,
-            root,
+            root: Arc::new(root),
+            last_dir: Mutex::new(None),
+            privileged: rustix::process::geteuid().is_root(),
         })
     }
 
@@ -45,17 +52,30 @@ impl GrantedVolume {
         format!("/volumes/{}", self.name)
     }
 
-    /// Opens directory `segments` below the root without following any symlink.
-    fn open_dir(&self, segments: &[&str]) -> Result<OwnedFd, Errno> {
-        let mut dir = rustix::io::dup(&self.root)?;
+    /// Opens directory `segments` below the root without following any symlink. The last
+    /// directory opened is kept (and reused while it still exists), since entries come
+    /// directory by directory.
+    fn open_dir(&self, segments: &[&str]) -> Result<Arc<OwnedFd>, Errno> {
+        let mut last = self.last_dir.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((path, fd)) = &*last
+            && path.iter().map(String::as_str).eq(segments.iter().copied())
+            && rustix::fs::fstat(&**fd).is_ok_and(|st| st.st_nlink > 0)
+        {
+            return Ok(Arc::clone(fd));
+        }
+        let mut dir = Arc::clone(&self.root);
         for segment in segments {
-            dir = rustix::fs::openat(
-                &dir,
+            dir = Arc::new(rustix::fs::openat(
+                &*dir,
                 *segment,
                 OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
-            )?;
+            )?);
         }
+        *last = Some((
+            segments.iter().map(|s| (*s).to_owned()).collect(),
+            Arc::clone(&dir),
+        ));
         Ok(dir)
     }
 }
@@ -246,7 +266,7 @@ impl JobState {
         let vol = self.volume(volume)?;
         let segments = split(path)?;
         let Some((last, parents)) = segments.split_last() else {
-            let st = rustix::fs::fstat(&vol.root)
+            let st = rustix::fs::fstat(&*vol.root)
                 .map_err(|e| errno_error("reading metadata of", volume, path, e))?;
             return Ok(entry_from_stat(String::new(), &st, None));
         };
@@ -274,12 +294,12 @@ impl JobState {
         let fail = |e| errno_error("setting metadata of", volume, path, e);
         let (dir, name) = match segments.split_last() {
             Some((last, parents)) => (vol.open_dir(parents).map_err(fail)?, *last),
-            None => (rustix::io::dup(&vol.root).map_err(fail)?, "."),
+            None => (Arc::clone(&vol.root), "."),
         };
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(fail)?;
         let is_symlink = kind_of(st.st_mode) == EntryKind::Symlink;
         if let Some((uid, gid)) = attrs.owner
-            && rustix::process::geteuid().is_root()
+            && vol.privileged
         {
             let result = rustix::fs::chownat(
                 &dir,

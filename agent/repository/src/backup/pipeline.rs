@@ -18,7 +18,7 @@ use crate::repository::Repository;
 /// Packs per index file written during a backup.
 pub(crate) const PACKS_PER_INDEX: usize = 64;
 /// Concurrent pack uploads.
-pub(crate) const UPLOADS: usize = 4;
+pub(crate) const UPLOADS: usize = 2;
 /// Attempts for a retryable upload failure.
 const UPLOAD_ATTEMPTS: u32 = 4;
 
