@@ -205,7 +205,8 @@ pub struct InitOptions {
     pub compression_level: i32,
     /// Password key derivation (default 64 MiB, 3 passes, 1 lane).
     pub kdf: KdfParams,
-    /// Target pack size in bytes (default 16 MiB).
+    /// Target pack size in bytes (default 8 MiB: with two workers and two uploads in flight,
+    /// pack buffers dominate the memory of a backup).
     pub pack_size: u32,
     /// Chunker parameters (default 512 KiB / 1 MiB / 8 MiB).
     pub chunker: ChunkerConfig,
@@ -217,7 +218,7 @@ impl Default for InitOptions {
             encryption: true,
             compression_level: 3,
             kdf: KdfParams::default(),
-            pack_size: 16 * 1024 * 1024,
+            pack_size: 8 * 1024 * 1024,
             chunker: ChunkerConfig::default(),
         }
     }

@@ -87,9 +87,12 @@ pub(crate) fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
     init_logging(&cli.global);
+    // Few blocking threads: file I/O and blob decoding need no more than a handful, and each
+    // extra thread that allocates costs resident memory (a malloc arena of its own).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("stowaway-io")
+        .max_blocking_threads(8)
         .build()
     {
         Ok(rt) => rt,
