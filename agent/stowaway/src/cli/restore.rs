@@ -17,8 +17,11 @@ pub(crate) struct Args {
     /// Snapshot id (or a unique prefix), or `latest`.
     snapshot: String,
     /// Directory to restore tree components into; each goes to TARGET/<component name>.
-    #[arg(long, short = 't')]
+    #[arg(long, short = 't', conflicts_with = "original")]
     target: Option<PathBuf>,
+    /// Restore each directory to where it was backed up from (overwriting what is there).
+    #[arg(long)]
+    original: bool,
     /// Restore only this component (repeatable; default: all).
     #[arg(long = "component", value_name = "NAME")]
     components: Vec<String>,
@@ -82,13 +85,26 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
 
     let mut grants = Vec::new();
     if components.iter().any(|c| c.kind == ComponentKind::Tree) {
-        let Some(target) = &args.target else {
-            bail!("--target DIR is required to restore the snapshot's directories");
-        };
-        std::fs::create_dir_all(target)
-            .with_context(|| format!("creating the target directory {}", target.display()))?;
+        if args.target.is_none() && !args.original {
+            bail!("give --target DIR (or --original) to restore the snapshot's directories");
+        }
+        if let Some(target) = &args.target {
+            std::fs::create_dir_all(target)
+                .with_context(|| format!("creating the target directory {}", target.display()))?;
+        }
         for c in components.iter().filter(|c| c.kind == ComponentKind::Tree) {
-            let dir = target.join(&c.name);
+            let dir = match &args.target {
+                Some(target) => target.join(&c.name),
+                None => match c.attributes.iter().find(|(k, _)| k == "path") {
+                    Some((_, path)) if std::path::Path::new(path).is_absolute() => {
+                        PathBuf::from(path)
+                    }
+                    _ => bail!(
+                        "component {} does not record where it came from: use --target DIR",
+                        c.name
+                    ),
+                },
+            };
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             grants.push(VolumeGrant {
                 name: c.name.clone(),
