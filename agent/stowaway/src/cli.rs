@@ -134,6 +134,31 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// Options of a command that runs an addon.
+#[derive(Debug, clap::Args)]
+pub(crate) struct JobArgs {
+    /// Addon parameter NAME=VALUE (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_pair)]
+    pub params: Vec<(String, String)>,
+    /// Stop the addon after this long (e.g. 30m, 2h).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Memory limit of the addon in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory_limit_mib: u64,
+}
+
+impl JobArgs {
+    /// The job's limits.
+    pub fn limits(&self) -> stowaway_runtime::JobLimits {
+        stowaway_runtime::JobLimits {
+            memory_bytes: self.memory_limit_mib.saturating_mul(1024 * 1024),
+            deadline: self.timeout,
+            ..stowaway_runtime::JobLimits::default()
+        }
+    }
+}
+
 /// Parses `NAME=VALUE` (addon parameters).
 fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use stowaway_repository::{
     AddonRef, Backup, BackupSummary, ComponentKind, Repository, Snapshot, SnapshotMeta, Target,
 };
-use stowaway_runtime::{JobLimits, JobSpec, VolumeGrant};
+use stowaway_runtime::{JobSpec, VolumeGrant};
 
 use super::progress::{Counters, PhaseSink, Progress};
 use super::{EXIT_WARNINGS, Global, output};
@@ -21,9 +21,8 @@ pub(crate) struct Args {
     /// Addon to use: a built-in name or a path to a .wasm component.
     #[arg(long, default_value = "volume")]
     addon: String,
-    /// Addon parameter NAME=VALUE (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::parse_pair)]
-    params: Vec<(String, String)>,
+    #[command(flatten)]
+    job: super::JobArgs,
     /// Exclude paths matching this glob (repeatable): `*.tmp` matches names at any depth,
     /// `cache/**` paths relative to each directory.
     #[arg(long, value_name = "GLOB")]
@@ -43,12 +42,6 @@ pub(crate) struct Args {
     /// Read every file again, ignoring the parent snapshot.
     #[arg(long)]
     force: bool,
-    /// Stop the addon after this long (e.g. 30m, 2h).
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Memory limit of the addon in MiB.
-    #[arg(long, default_value_t = 256)]
-    memory_limit_mib: u64,
     /// Benchmark mode: read the directories natively instead of through the volume addon.
     #[arg(long, hide = true)]
     native: bool,
@@ -106,7 +99,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     if grants.is_empty() && info.name == "volume" {
         bail!("nothing to back up: give one or more directories");
     }
-    let mut params = args.params.clone();
+    let mut params = args.job.params.clone();
     if !args.exclude.is_empty() {
         if !info.parameters.iter().any(|p| p.name == "exclude") {
             bail!("addon {} has no exclude parameter", info.label());
@@ -173,11 +166,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         id: format!("cli-{}", std::process::id()),
         parameters: params,
         volumes: grants.clone(),
-        limits: JobLimits {
-            memory_bytes: args.memory_limit_mib.saturating_mul(1024 * 1024),
-            deadline: args.timeout,
-            ..JobLimits::default()
-        },
+        limits: args.job.limits(),
         cancel,
         progress: Some(Arc::new(PhaseSink(phase))),
         ..JobSpec::new("cli")

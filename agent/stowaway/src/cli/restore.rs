@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use stowaway_repository::{ComponentKind, ComponentRecord};
-use stowaway_runtime::{JobLimits, JobSpec, VolumeGrant};
+use stowaway_runtime::{JobSpec, VolumeGrant};
 
 use super::progress::{Counters, PhaseSink, Progress};
 use super::{Global, output};
@@ -25,18 +25,11 @@ pub(crate) struct Args {
     /// Restore only this component (repeatable; default: all).
     #[arg(long = "component", value_name = "NAME")]
     components: Vec<String>,
-    /// Addon parameter NAME=VALUE (repeatable).
-    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = super::parse_pair)]
-    params: Vec<(String, String)>,
+    #[command(flatten)]
+    job: super::JobArgs,
     /// Use this addon instead of the one recorded in the snapshot (name or .wasm path).
     #[arg(long)]
     addon: Option<String>,
-    /// Stop the addon after this long.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Memory limit of the addon in MiB.
-    #[arg(long, default_value_t = 256)]
-    memory_limit_mib: u64,
 }
 
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
@@ -137,13 +130,9 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         },
     );
     let spec = JobSpec {
-        parameters: args.params.clone(),
+        parameters: args.job.params.clone(),
         volumes: grants.clone(),
-        limits: JobLimits {
-            memory_bytes: args.memory_limit_mib.saturating_mul(1024 * 1024),
-            deadline: args.timeout,
-            ..JobLimits::default()
-        },
+        limits: args.job.limits(),
         cancel,
         progress: Some(sink),
         ..JobSpec::new(format!("cli-{}", std::process::id()))
