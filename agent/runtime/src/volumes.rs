@@ -298,9 +298,14 @@ impl JobState {
         };
         let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(fail)?;
         let is_symlink = kind_of(st.st_mode) == EntryKind::Symlink;
+        // Only what differs is changed (a restore mostly finds the owner and mode right).
+        // A change of owner clears set-user/group-id bits, so the mode is set again after one.
+        let mut chowned = false;
         if let Some((uid, gid)) = attrs.owner
             && vol.privileged
+            && (st.st_uid, st.st_gid) != (uid, gid)
         {
+            chowned = true;
             let result = rustix::fs::chownat(
                 &dir,
                 name,
@@ -316,6 +321,7 @@ impl JobState {
         // Symlinks have no permission bits of their own on Linux.
         if let Some(mode) = attrs.mode
             && !is_symlink
+            && (chowned || st.st_mode & 0o7777 != mode & 0o7777)
         {
             rustix::fs::chmodat(
                 &dir,

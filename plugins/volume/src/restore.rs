@@ -44,6 +44,11 @@ pub fn run(job: &Job) -> Result<Attributes, AddonError> {
             options,
             dirs: BTreeSet::from([String::new()]),
             skipped_dirs: BTreeSet::new(),
+            fresh: if volume.read_dir("")?.is_empty() {
+                BTreeSet::from([String::new()])
+            } else {
+                BTreeSet::new()
+            },
             dir_attrs: Vec::new(),
             items,
             bytes,
@@ -89,6 +94,10 @@ struct Restore<'a> {
     dirs: BTreeSet<String>,
     /// Directories kept as something else (`overwrite` false): their entries are skipped.
     skipped_dirs: BTreeSet<String>,
+    /// Directories that were empty or created by this restore: nothing can be in the way of
+    /// their entries, so the existence check before each create is skipped (an exclusive
+    /// create still refuses anything that appeared meanwhile).
+    fresh: BTreeSet<String>,
     /// Directories whose metadata is set at the end.
     dir_attrs: Vec<Entry>,
     items: u64,
@@ -198,6 +207,9 @@ impl Restore<'_> {
     /// Makes room for a non-directory entry at `path`. Returns false when something exists
     /// and `overwrite` is off (the entry is then skipped with a warning).
     fn clear(&mut self, path: &str) -> Result<bool, AddonError> {
+        if self.fresh.contains(parent(path)) {
+            return Ok(true);
+        }
         match self.existing(path)? {
             None => Ok(true),
             Some(_) if !self.options.overwrite => {
@@ -213,7 +225,12 @@ impl Restore<'_> {
 
     fn directory(&mut self, entry: Entry) -> Result<(), AddonError> {
         let path = entry.path.as_str();
-        match self.existing(path)? {
+        let existing = if self.fresh.contains(parent(path)) {
+            None
+        } else {
+            self.existing(path)?
+        };
+        match existing {
             Some(DescriptorType::Directory) => {
                 if !self.options.overwrite {
                     // Merge into it, but leave its own metadata alone.
@@ -233,8 +250,12 @@ impl Restore<'_> {
             Some(kind) => {
                 self.remove(path, kind)?;
                 self.create_dir(path)?;
+                self.fresh.insert(entry.path.clone());
             }
-            None => self.create_dir(path)?,
+            None => {
+                self.create_dir(path)?;
+                self.fresh.insert(entry.path.clone());
+            }
         }
         self.dirs.insert(entry.path.clone());
         self.dir_attrs.push(entry);
