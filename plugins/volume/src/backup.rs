@@ -10,8 +10,9 @@ use stowaway_addon::{
 
 use crate::exclude::Excludes;
 
-/// How often (in entries) to check for cancellation and to report progress.
-const CANCEL_EVERY: u64 = 256;
+/// Entries between two cancellation checks (a check is one cheap host call).
+const CANCEL_EVERY: u64 = 16;
+/// Entries between two progress reports.
 const PROGRESS_EVERY: u64 = 1000;
 
 /// Counters for one volume (and, summed, for the snapshot).

@@ -10,7 +10,8 @@ use stowaway_addon::{
     TreeReader, error, log, splice_all,
 };
 
-const CANCEL_EVERY: u64 = 256;
+/// Entries between two cancellation checks (a check is one cheap host call).
+const CANCEL_EVERY: u64 = 16;
 const PROGRESS_EVERY: u64 = 1000;
 
 /// `restore.run`.

@@ -315,3 +315,44 @@ fn restore_to_the_original_location() {
     // are restored too.
     assert_eq!(before, after);
 }
+
+#[test]
+fn ctrl_c_stops_a_backup_without_recording_a_snapshot() {
+    let env = Env::new();
+    let big = env.dir("big");
+    corpus::bulk(&big, 80, 4 * 1024 * 1024);
+    env.ok(&["init"]);
+    let child = env
+        .command(&["backup", big.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let data = env.repo.join("data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while util::count_files(&data) < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    let snapshots = env.json(&["snapshots", "--json"]);
+    assert_eq!(
+        snapshots.as_array().unwrap().len(),
+        0,
+        "an interrupted backup became a snapshot"
+    );
+    env.ok(&["check"]);
+}
