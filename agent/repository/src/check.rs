@@ -119,15 +119,25 @@ impl Checker<'_> {
         }
     }
 
+    /// Records `id` in `problems` (and a missing blob as an error) when it is damaged or
+    /// missing; true if it was.
+    fn flag(&mut self, id: BlobId, problems: &mut Vec<BlobId>) -> bool {
+        if !self.is_problem(&id) {
+            return false;
+        }
+        self.note_missing(id);
+        problems.push(id);
+        true
+    }
+
     /// Problem blobs reachable from a tree blob (memoized).
     async fn tree_problems(&mut self, id: BlobId, depth: usize) -> Vec<BlobId> {
         if let Some(p) = self.memo.get(&id) {
             return p.clone();
         }
         let mut problems = Vec::new();
-        if self.is_problem(&id) {
-            self.note_missing(id);
-            problems.push(id);
+        if self.flag(id, &mut problems) {
+            // Damaged or missing itself: nothing below it can be read.
         } else if depth > 1024 {
             self.blob_error(id, format!("tree {id} is nested too deeply"), None);
             problems.push(id);
@@ -140,10 +150,7 @@ impl Checker<'_> {
                 Ok(tree) => {
                     for node in tree.nodes {
                         for c in node.content {
-                            if self.is_problem(&c) {
-                                self.note_missing(c);
-                                problems.push(c);
-                            }
+                            self.flag(c, &mut problems);
                         }
                         if let Some(sub) = node.subtree {
                             problems.extend(Box::pin(self.tree_problems(sub, depth + 1)).await);
@@ -161,10 +168,7 @@ impl Checker<'_> {
             return p.clone();
         }
         let mut problems = Vec::new();
-        if self.is_problem(&id) {
-            self.note_missing(id);
-            problems.push(id);
-        } else {
+        if !self.flag(id, &mut problems) {
             match self.repo.read_chunk_list(&id).await {
                 Err(e) => {
                     self.blob_error(id, format!("chunk list {id} cannot be read: {e}"), None);
@@ -172,10 +176,7 @@ impl Checker<'_> {
                 }
                 Ok(list) => {
                     for c in list.chunks {
-                        if self.is_problem(&c) {
-                            self.note_missing(c);
-                            problems.push(c);
-                        }
+                        self.flag(c, &mut problems);
                     }
                 }
             }
