@@ -173,27 +173,13 @@ impl Addon {
     /// addon returns, fails, or is stopped; call it from a thread of its own (for example
     /// `tokio::task::spawn_blocking`). On success the caller commits the components.
     pub fn backup(&self, spec: JobSpec, backup: Arc<Backup>) -> Result<BackupOutput> {
-        self.require(Operation::Backup)?;
-        let limits = spec.limits.clone();
         let mode = Mode::Backup {
             backup,
             names: Default::default(),
             finished: Vec::new(),
         };
-        let (mut store, pipes) = self.store(spec, limits, mode, false)?;
-        let deadline = store.data().deadline.clone();
-        let pre = &self.pre;
-        let store_ref = &mut store;
-        let result = drive(deadline, async move {
-            let addon = pre.instantiate_async(&mut *store_ref).await?;
-            let job = store_ref.data_mut().table.push(crate::job::JobHandle)?;
-            addon
-                .stowaway_addon_backup()
-                .call_run(&mut *store_ref, job)
-                .await
-        });
-        let attributes = self.outcome(&mut store, &pipes, result)?;
-        let components = match std::mem::replace(&mut store.data_mut().mode, Mode::Describe) {
+        let (attributes, mode) = self.run(Operation::Backup, spec, mode)?;
+        let components = match mode {
             Mode::Backup { finished, .. } => finished,
             _ => Vec::new(),
         };
@@ -212,25 +198,49 @@ impl Addon {
         repository: Repository,
         components: Vec<ComponentRecord>,
     ) -> Result<Vec<(String, String)>> {
-        self.require(Operation::Restore)?;
-        let limits = spec.limits.clone();
         let mode = Mode::Restore {
             repository,
             components,
         };
-        let (mut store, pipes) = self.store(spec, limits, mode, true)?;
+        Ok(self.run(Operation::Restore, spec, mode)?.0)
+    }
+
+    /// Runs `backup.run` or `restore.run` in a fresh store (volumes writable for a restore);
+    /// returns the addon's attributes and the job's final mode.
+    fn run(
+        &self,
+        operation: Operation,
+        spec: JobSpec,
+        mode: Mode,
+    ) -> Result<(Vec<(String, String)>, Mode)> {
+        self.require(operation)?;
+        let limits = spec.limits.clone();
+        let writable = operation == Operation::Restore;
+        let (mut store, pipes) = self.store(spec, limits, mode, writable)?;
         let deadline = store.data().deadline.clone();
         let pre = &self.pre;
         let store_ref = &mut store;
         let result = drive(deadline, async move {
             let addon = pre.instantiate_async(&mut *store_ref).await?;
             let job = store_ref.data_mut().table.push(crate::job::JobHandle)?;
-            addon
-                .stowaway_addon_restore()
-                .call_run(&mut *store_ref, job)
-                .await
+            match operation {
+                Operation::Backup => {
+                    addon
+                        .stowaway_addon_backup()
+                        .call_run(&mut *store_ref, job)
+                        .await
+                }
+                Operation::Restore => {
+                    addon
+                        .stowaway_addon_restore()
+                        .call_run(&mut *store_ref, job)
+                        .await
+                }
+            }
         });
-        self.outcome(&mut store, &pipes, result)
+        let attributes = self.outcome(&mut store, &pipes, result)?;
+        let mode = std::mem::replace(&mut store.data_mut().mode, Mode::Describe);
+        Ok((attributes, mode))
     }
 
     fn require(&self, op: Operation) -> Result<()> {
