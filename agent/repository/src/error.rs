@@ -88,6 +88,12 @@ pub enum Error {
     /// The tokio runtime the repository was opened on is gone, or a background task panicked.
     #[error("the repository's runtime is shut down or a background task failed")]
     Shutdown,
+    /// Prune found the repository in a state where it cannot tell what is safe to delete.
+    #[error("prune refused: {reason}")]
+    PruneRefused {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A local I/O or compression error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -31,7 +31,8 @@ pub struct LockInfo {
     pub time: jiff::Timestamp,
     /// When it was last rewritten.
     pub refreshed: jiff::Timestamp,
-    /// Exclusive (prune) or shared (backup, restore).
+    /// Exclusive (prune, check: exclude each other) or shared (backup, restore, ...:
+    /// exclude nothing).
     pub exclusive: bool,
     /// What the holder is doing.
     pub operation: String,
@@ -118,8 +119,12 @@ async fn read_lock(storage: &Storage, key: &str) -> Result<Option<LockInfo>> {
 }
 
 impl Repository {
-    /// Takes a lock. A shared lock fails with [`Error::Locked`] if another non-stale
-    /// exclusive lock exists; an exclusive lock fails if any other non-stale lock exists.
+    /// Takes a lock. Shared locks (backup, restore, forget, copy) never conflict: prune is
+    /// safe beside them (see `prune`). An exclusive lock (prune, check) fails with
+    /// [`Error::Locked`] if another non-stale exclusive lock exists.
+    ///
+    /// A writer must take its lock **before** it loads the index: prune relies on lock
+    /// times to know which processes may have seen packs it has since marked.
     pub async fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
         let storage = self.storage().clone();
         let mut raw = [0u8; 32];
@@ -151,7 +156,7 @@ impl Repository {
                 let Some(other_info) = read_lock(&storage, &other.key).await? else {
                     continue;
                 };
-                if (exclusive || other_info.exclusive) && !other_info.is_stale() {
+                if exclusive && other_info.exclusive && !other_info.is_stale() {
                     return Ok::<_, Error>(Some(other_info.describe()));
                 }
             }
@@ -189,6 +194,20 @@ impl Repository {
                 tracing::info!(key = %info.key, holder = %lock.describe(), "removed stale lock");
                 removed += 1;
             }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes every lock file, live or not; returns how many.
+    pub async fn remove_all_locks(&self) -> Result<usize> {
+        let mut removed = 0;
+        for info in self.storage().list(LOCKS_DIR).await? {
+            match self.storage().delete(&info.key).await {
+                Ok(()) => removed += 1,
+                Err(stowaway_storage::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(key = %info.key, "removed lock");
         }
         Ok(removed)
     }

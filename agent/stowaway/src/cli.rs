@@ -9,10 +9,12 @@ mod init;
 mod ls;
 mod output;
 mod progress;
+mod prune;
 mod repo;
 mod restore;
 mod snapshots;
 mod stats;
+mod unlock;
 
 use std::process::ExitCode;
 
@@ -77,6 +79,10 @@ enum Command {
     Check(check::Args),
     /// Show repository statistics.
     Stats(stats::Args),
+    /// Remove data no snapshot references (mark now, delete in a later prune).
+    Prune(prune::Args),
+    /// Remove stale locks.
+    Unlock(unlock::Args),
     /// Inspect addons.
     #[command(subcommand)]
     Addon(addon::Command),
@@ -130,6 +136,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dump(args) => dump::run(g, args).await,
         Command::Check(args) => check::run(g, args).await,
         Command::Stats(args) => stats::run(g, args).await,
+        Command::Prune(args) => prune::run(g, args).await,
+        Command::Unlock(args) => unlock::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
     }
 }
