@@ -35,6 +35,15 @@ pub enum Error {
         /// Who holds the lock (`exclusive lock for prune by host pid 123 since …`).
         by: String,
     },
+    /// This process's lock could not be refreshed for so long that it may count as stale.
+    #[error(
+        "the repository lock could not be refreshed for {minutes} minutes; other processes may \
+         consider it stale, so the snapshot is not written (run the backup again)"
+    )]
+    LockLost {
+        /// Minutes since the lock was last written.
+        minutes: u64,
+    },
     /// No snapshot matches the spec.
     #[error("no snapshot matches {spec:?}")]
     SnapshotNotFound {

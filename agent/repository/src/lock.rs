@@ -1,5 +1,6 @@
 //! Repository locks: `locks/<random id>` JSON files, refreshed while held.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,9 +72,24 @@ pub struct LockGuard {
     key: String,
     refresh: Option<JoinHandle<()>>,
     handle: Handle,
+    /// When the lock file was last written successfully.
+    written: Arc<Mutex<std::time::Instant>>,
 }
 
 impl LockGuard {
+    /// Fails with [`Error::LockLost`] when the lock could not be refreshed for so long that
+    /// others may consider it stale (and a prune may have deleted data this process still
+    /// counted on). A backup calls this before it writes its snapshot.
+    pub fn ensure_held(&self) -> Result<()> {
+        let age = lock_written(&self.written).elapsed();
+        if age + REFRESH_EVERY >= STALE_AFTER {
+            return Err(Error::LockLost {
+                minutes: age.as_secs() / 60,
+            });
+        }
+        Ok(())
+    }
+
     /// Stops refreshing and deletes the lock file.
     pub async fn release(mut self) -> Result<()> {
         if let Some(task) = self.refresh.take() {
@@ -147,6 +163,7 @@ impl Repository {
             key: key.clone(),
             refresh: None,
             handle: self.handle().clone(),
+            written: Arc::new(Mutex::new(std::time::Instant::now())),
         };
         let conflict = async {
             for other in storage.list(LOCKS_DIR).await? {
@@ -175,10 +192,12 @@ impl Repository {
             }
         }
         let mut guard = guard;
-        guard.refresh = Some(
-            self.handle()
-                .spawn(refresh_loop(storage, key.clone(), info)),
-        );
+        guard.refresh = Some(self.handle().spawn(refresh_loop(
+            storage,
+            key.clone(),
+            info,
+            Arc::clone(&guard.written),
+        )));
         tracing::debug!(%key, exclusive, operation, "took lock");
         Ok(guard)
     }
@@ -224,7 +243,16 @@ impl Repository {
     }
 }
 
-async fn refresh_loop(storage: Storage, key: String, mut info: LockInfo) {
+fn lock_written(m: &Mutex<std::time::Instant>) -> std::time::Instant {
+    *m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn refresh_loop(
+    storage: Storage,
+    key: String,
+    mut info: LockInfo,
+    written: Arc<Mutex<std::time::Instant>>,
+) {
     loop {
         tokio::time::sleep(REFRESH_EVERY).await;
         info.refreshed = jiff::Timestamp::now();
@@ -232,7 +260,10 @@ async fn refresh_loop(storage: Storage, key: String, mut info: LockInfo) {
             return;
         };
         match storage.put(&key, Bytes::from(json)).await {
-            Ok(()) => tracing::trace!(%key, "refreshed lock"),
+            Ok(()) => {
+                *written.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+                tracing::trace!(%key, "refreshed lock");
+            }
             Err(e) => tracing::warn!(%key, error = %e, "could not refresh lock"),
         }
     }

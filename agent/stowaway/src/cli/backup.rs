@@ -218,6 +218,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         attributes: output.attributes,
         ..SnapshotMeta::default()
     };
+    lock.ensure_held()?;
     let snapshot = backup
         .commit(meta, components)
         .await
