@@ -106,14 +106,13 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    fn sort_key(&self) -> (Option<&str>, Option<(&str, &str)>, Option<&[String]>) {
-        (
-            self.hostname.as_deref(),
-            self.target
-                .as_ref()
-                .map(|t| (t.kind.as_str(), t.name.as_str())),
-            self.tags.as_deref(),
-        )
+    /// Orders groups by host, then target (kind, name), then tags.
+    fn compare(&self, other: &GroupKey) -> std::cmp::Ordering {
+        let target = |k: &GroupKey| k.target.as_ref().map(|t| (t.kind.clone(), t.name.clone()));
+        self.hostname
+            .cmp(&other.hostname)
+            .then_with(|| target(self).cmp(&target(other)))
+            .then_with(|| self.tags.cmp(&other.tags))
     }
 }
 
@@ -185,7 +184,7 @@ impl ForgetPlan {
                 None => groups.push((key, vec![snapshot])),
             }
         }
-        groups.sort_by(|a, b| a.0.sort_key().cmp(&b.0.sort_key()));
+        groups.sort_by(|a, b| a.0.compare(&b.0));
         let groups = groups
             .into_iter()
             .map(|(key, members)| {
