@@ -533,9 +533,15 @@ impl fmt::Display for RetentionPolicy {
             .iter()
             .zip(self.counts())
             .filter(|(_, c)| c.is_set())
-            .map(|(p, c)| match c {
-                Count::Unlimited => format!("all {}", p.adjective()),
-                Count::Limit(n) => format!("{n} {}", p.adjective()),
+            .map(|(p, c)| {
+                let name = match p {
+                    Period::Last => "latest",
+                    other => other.adjective(),
+                };
+                match c {
+                    Count::Unlimited => format!("all {name}"),
+                    Count::Limit(n) => format!("{n} {name}"),
+                }
             })
             .collect();
         if !counts.is_empty() {

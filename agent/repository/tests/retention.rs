@@ -962,7 +962,10 @@ async fn forget_deletes_the_planned_snapshots_and_nothing_else() {
         &clock,
     );
     assert_eq!(plan.groups.len(), 2);
-    assert_eq!(plan.groups[0].key.to_string(), "host a, target volume/data");
+    assert_eq!(
+        plan.groups[0].key.to_string(),
+        "host a, target data (volume)"
+    );
     // Host a: 3 March (daily), 2 March 22:00 (daily), 1 March (tag); 2 March 10:00 goes.
     // Host b: its only snapshot is kept (daily).
     assert_eq!(plan.remove_ids(), vec![ids[1]]);

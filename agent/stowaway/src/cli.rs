@@ -5,6 +5,7 @@ mod addon;
 mod backup;
 mod check;
 mod dump;
+mod forget;
 mod init;
 mod ls;
 mod output;
@@ -75,6 +76,8 @@ enum Command {
     Dump(dump::Args),
     /// Verify the repository's structure and, with --read-data, all data.
     Check(check::Args),
+    /// Remove snapshots by id or by a retention policy (--keep-*).
+    Forget(forget::Args),
     /// Show repository statistics.
     Stats(stats::Args),
     /// Inspect addons.
@@ -129,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ls(args) => ls::run(g, args).await,
         Command::Dump(args) => dump::run(g, args).await,
         Command::Check(args) => check::run(g, args).await,
+        Command::Forget(args) => forget::run(g, args).await,
         Command::Stats(args) => stats::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
     }

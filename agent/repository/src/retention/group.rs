@@ -117,14 +117,14 @@ impl GroupKey {
 }
 
 impl fmt::Display for GroupKey {
-    /// `host db-0, target postgres/app, tags [daily]`, or `all snapshots`.
+    /// `host db-0, target app (postgres), tags [daily]`, or `all snapshots`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         if let Some(host) = &self.hostname {
             parts.push(format!("host {host}"));
         }
         if let Some(t) = &self.target {
-            parts.push(format!("target {}/{}", t.kind, t.name));
+            parts.push(format!("target {} ({})", t.name, t.kind));
         }
         if let Some(tags) = &self.tags {
             parts.push(format!("tags [{}]", tags.join(",")));
