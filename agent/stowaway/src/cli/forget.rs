@@ -335,7 +335,9 @@ fn table(rows: &[Vec<String>]) -> anyhow::Result<()> {
 }
 
 fn summary(removed: usize, dry_run: bool) {
-    if dry_run {
+    if removed == 0 {
+        println!("no snapshot to remove");
+    } else if dry_run {
         println!("would remove {removed} snapshots (dry run: nothing was removed)");
     } else {
         println!("removed {removed} snapshots; run prune to free their data");

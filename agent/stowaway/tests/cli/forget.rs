@@ -193,6 +193,8 @@ fn filters_and_grouping_choose_what_the_policy_sees() {
         "--json",
     ]);
     assert_eq!(plan["remove"], serde_json::json!([]));
+    let text = env.ok(&["forget", "--keep-last", "1", "--host", "elsewhere"]);
+    assert!(text.trim_end().ends_with("no snapshot to remove"), "{text}");
     assert_eq!(plan["groups"][0]["keep"][0]["id"], other.as_str());
     // --tag weekly: the policy sees only the weekly snapshot, and a tag nobody has keeps
     // nothing, so exactly that snapshot goes.
