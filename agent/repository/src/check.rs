@@ -113,11 +113,11 @@ impl Checker<'_> {
     }
 
     fn is_problem(&self, id: &BlobId) -> bool {
-        self.blob_errors.contains_key(id) || !self.repo.index().contains(id)
+        self.blob_errors.contains_key(id) || self.repo.index().get(id).is_none()
     }
 
     fn note_missing(&mut self, id: BlobId) {
-        if !self.blob_errors.contains_key(&id) && !self.repo.index().contains(&id) {
+        if !self.blob_errors.contains_key(&id) && self.repo.index().get(&id).is_none() {
             self.blob_error(id, format!("blob {id} is referenced but in no index"), None);
         }
     }

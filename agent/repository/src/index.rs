@@ -1,12 +1,18 @@
-//! The index: which pack holds each blob. Index files on storage and the in-memory map.
+//! The index: which pack holds each blob. Index files on storage and the in-memory table.
 
-use std::collections::HashMap;
+mod id_hash;
+mod table;
+
+use std::collections::{HashMap, HashSet};
+use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
 
 use crate::blob::BlobType;
 use crate::id::{BlobId, IndexId, PackId};
 use crate::pack::PackEntry;
+use id_hash::IdBuildHasher;
+use table::{BlobTable, COMPRESSED, Loc, MARKED, MAX_PACKS, TREE, hash_table_bytes};
 
 /// Directory of index files.
 pub(crate) const INDEX_DIR: &str = "index";
@@ -17,7 +23,7 @@ pub(crate) struct IndexPack {
     pub id: PackId,
     pub size: u64,
     pub blobs: Vec<PackEntry>,
-    /// When prune marked the pack for deletion.
+    /// When the pack was marked for deletion (by prune); absent for live packs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marked: Option<jiff::Timestamp>,
 }
@@ -47,17 +53,6 @@ pub struct BlobLocation {
     pub compressed: bool,
 }
 
-/// Compact location: the pack is an index into the packs table.
-#[derive(Debug, Clone, Copy)]
-struct Location {
-    pack: u32,
-    offset: u32,
-    length: u32,
-    raw_length: u32,
-    /// bit 0: tree blob, bit 1: compressed.
-    flags: u8,
-}
-
 /// A pack known to the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PackInfo {
@@ -65,44 +60,64 @@ pub struct PackInfo {
     pub id: PackId,
     /// Pack file size in bytes.
     pub size: u64,
+    /// Marked for deletion: its blobs are not used for deduplication.
+    pub marked: bool,
 }
 
 /// The in-memory index: blob id → location.
 ///
-/// Memory: each entry is a 32-byte id plus a 20-byte location (17 bytes padded) in a
-/// hashbrown table (1 control byte, load factor ≤ 7/8, power-of-two capacity), i.e. about
-/// 60 B per blob right after growth and up to ~120 B just before; plus 40 B per pack.
-/// The representation is private so it can be replaced by a sorted, denser table later.
+/// Each blob has one *primary* location: the first copy loaded from an unmarked pack, or,
+/// while every copy seen is in marked packs, the first marked one. Other unmarked copies are
+/// kept aside (rare: concurrent backups, or a pack and its repacked successor) so that the
+/// primary can move to one of them if its own pack gets marked later.
+///
+/// A pack listed several times (in several index files) keeps its first listing's blobs; it
+/// is marked if any listing marks it, so a half-finished prune errs on the side of not
+/// deduplicating against a pack it is about to delete.
+///
+/// Memory: a sorted array of 48-byte records, 1–2 bytes of bucket table and a hash overlay
+/// of recent additions (at most 1/16 of the blobs, merged in place when full): 50–58 bytes
+/// per blob, reported by [`Index::heap_bytes`].
 #[derive(Debug, Default)]
 pub struct Index {
-    blobs: HashMap<BlobId, Location>,
+    table: BlobTable,
+    /// Unmarked copies other than the primary, in load order.
+    copies: Vec<(BlobId, Loc)>,
     packs: Vec<PackInfo>,
-    pack_slots: HashMap<PackId, u32>,
+    pack_slots: HashMap<PackId, u32, IdBuildHasher>,
 }
 
 impl Index {
-    /// Number of blobs.
+    /// Number of blobs (each counted once, whatever its number of copies).
     pub fn len(&self) -> usize {
-        self.blobs.len()
+        self.table.len()
     }
 
     /// Whether the index is empty.
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.len() == 0
     }
 
-    /// Whether the blob is stored.
+    /// Whether the blob is stored in a pack that is not marked for deletion: the question
+    /// deduplication asks (a new snapshot must not depend on a pack about to be deleted).
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+        self.table
+            .get(id)
+            .is_some_and(|loc| loc.flags() & MARKED == 0)
     }
 
-    /// The blob's location.
+    /// The blob's location: in an unmarked pack if there is one, else in a marked pack (so
+    /// existing snapshots still restore until the pack is deleted).
     pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
-        let loc = self.blobs.get(id)?;
-        let pack = self.packs.get(loc.pack as usize)?;
+        self.location(self.table.get(id)?)
+    }
+
+    fn location(&self, loc: Loc) -> Option<BlobLocation> {
+        let pack = self.packs.get(loc.slot() as usize)?;
+        let flags = loc.flags();
         Some(BlobLocation {
             pack: pack.id,
-            blob_type: if loc.flags & 1 != 0 {
+            blob_type: if flags & TREE != 0 {
                 BlobType::Tree
             } else {
                 BlobType::Data
@@ -110,43 +125,121 @@ impl Index {
             offset: loc.offset,
             length: loc.length,
             raw_length: loc.raw_length,
-            compressed: loc.flags & 2 != 0,
+            compressed: flags & COMPRESSED != 0,
         })
     }
 
-    /// All packs listed.
+    /// All packs listed, marked or not, in the order they were first added.
     pub fn packs(&self) -> &[PackInfo] {
         &self.packs
     }
 
-    /// Iterates over all blobs.
+    /// Iterates over all blobs, including those only in marked packs, in no particular order.
+    ///
+    /// Each blob is yielded once, at the location [`Index::get`] returns; other copies
+    /// (duplicates in other packs) are not yielded. Check [`PackInfo::marked`] to tell
+    /// blobs that only live in marked packs.
     pub fn blobs(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
-        self.blobs
-            .keys()
-            .filter_map(|id| self.get(id).map(|loc| (*id, loc)))
+        self.table
+            .iter()
+            .filter_map(|(id, loc)| self.location(loc).map(|l| (id, l)))
     }
 
-    /// Adds one pack and its blobs (a blob already known keeps its first location).
-    pub(crate) fn add_pack(&mut self, id: PackId, size: u64, blobs: &[PackEntry]) {
-        let slot = match self.pack_slots.get(&id) {
-            Some(slot) => *slot,
-            None => {
-                let slot = self.packs.len() as u32;
-                self.packs.push(PackInfo { id, size });
-                self.pack_slots.insert(id, slot);
-                slot
+    /// Approximate heap bytes held by the index: exact for the blob array and the pack list,
+    /// estimated from their capacity for the hash tables (the overlay of recent blobs and the
+    /// pack id → slot map).
+    pub fn heap_bytes(&self) -> usize {
+        self.table.heap_bytes()
+            + self.copies.capacity() * size_of::<(BlobId, Loc)>()
+            + self.packs.capacity() * size_of::<PackInfo>()
+            + hash_table_bytes(self.pack_slots.capacity(), size_of::<(PackId, u32)>())
+    }
+
+    /// Adds one pack and its blobs; `marked` = the pack is marked for deletion.
+    ///
+    /// A pack already known keeps its blobs; adding it again as marked marks it (it is never
+    /// unmarked). A blob already known keeps its first unmarked location.
+    pub fn add_pack(&mut self, id: PackId, size: u64, blobs: &[PackEntry], marked: bool) {
+        if let Some(&slot) = self.pack_slots.get(&id) {
+            if marked {
+                self.mark(slot);
             }
-        };
-        self.blobs.reserve(blobs.len());
+            return;
+        }
+        if self.packs.len() >= MAX_PACKS {
+            // 2^29 packs: unreachable in practice (32 TiB of the smallest packs, 25 GB of
+            // pack table). Its blobs are then unknown: backups store them again, restores
+            // and check report them missing.
+            tracing::error!(pack = %id, "index full: more than {MAX_PACKS} packs, pack ignored");
+            return;
+        }
+        let slot = self.packs.len() as u32;
+        self.packs.push(PackInfo { id, size, marked });
+        self.pack_slots.insert(id, slot);
+        let mark = if marked { MARKED } else { 0 };
         for entry in blobs {
-            let flags =
-                u8::from(entry.blob_type == BlobType::Tree) | (u8::from(entry.compressed) << 1);
-            self.blobs.entry(entry.id).or_insert(Location {
-                pack: slot,
-                offset: entry.offset,
-                length: entry.length,
-                raw_length: entry.raw_length,
-                flags,
+            let tree = if entry.blob_type == BlobType::Tree {
+                TREE
+            } else {
+                0
+            };
+            let compressed = if entry.compressed { COMPRESSED } else { 0 };
+            let loc = Loc::new(
+                slot,
+                mark | tree | compressed,
+                entry.offset,
+                entry.length,
+                entry.raw_length,
+            );
+            match self.table.get_mut(&entry.id) {
+                None => self.table.insert_new(entry.id, loc),
+                Some(primary) => {
+                    if primary.slot() == slot || marked {
+                        // The same pack twice, or a marked copy of a blob that has a copy.
+                    } else if primary.flags() & MARKED != 0 {
+                        *primary = loc;
+                    } else {
+                        self.copies.push((entry.id, loc));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks a known pack: its blobs move to another unmarked copy where there is one.
+    fn mark(&mut self, slot: u32) {
+        let Some(pack) = self.packs.get_mut(slot as usize) else {
+            return;
+        };
+        if pack.marked {
+            return;
+        }
+        pack.marked = true;
+        tracing::debug!(pack = %pack.id, "pack marked for deletion");
+        self.copies.retain(|(_, loc)| loc.slot() != slot);
+        let mut first_copy: HashMap<BlobId, usize, IdBuildHasher> = HashMap::default();
+        for (i, (id, _)) in self.copies.iter().enumerate() {
+            first_copy.entry(*id).or_insert(i);
+        }
+        let mut used = HashSet::new();
+        let copies = &self.copies;
+        self.table.for_each_mut(|id, loc| {
+            if loc.slot() != slot {
+                return;
+            }
+            match first_copy.get(id) {
+                Some(&i) => {
+                    *loc = copies[i].1;
+                    used.insert(i);
+                }
+                None => loc.set(MARKED),
+            }
+        });
+        if !used.is_empty() {
+            let mut i = 0;
+            self.copies.retain(|_| {
+                i += 1;
+                !used.contains(&(i - 1))
             });
         }
     }
@@ -154,7 +247,66 @@ impl Index {
     /// Adds every pack of an index file.
     pub(crate) fn add_file(&mut self, file: &IndexFile) {
         for pack in &file.packs {
-            self.add_pack(pack.id, pack.size, &pack.blobs);
+            self.add_pack(pack.id, pack.size, &pack.blobs, pack.marked.is_some());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marked_is_optional_in_index_files() {
+        let pack = IndexPack {
+            id: PackId::from_bytes([1; 32]),
+            size: 10,
+            blobs: Vec::new(),
+            marked: None,
+        };
+        let json = serde_json::to_string(&pack).unwrap();
+        assert!(!json.contains("marked"), "{json}");
+        let back: IndexPack = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.marked, None);
+
+        let when: jiff::Timestamp = "2025-01-02T03:04:05Z".parse().unwrap();
+        let marked = IndexPack {
+            marked: Some(when),
+            ..pack
+        };
+        let json = serde_json::to_string(&marked).unwrap();
+        assert!(
+            json.contains(r#""marked":"2025-01-02T03:04:05Z""#),
+            "{json}"
+        );
+        let back: IndexPack = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.marked, Some(when));
+    }
+
+    #[test]
+    fn add_file_passes_the_mark() {
+        let blob = BlobId::from_bytes([7; 32]);
+        let entry = PackEntry {
+            blob_type: BlobType::Data,
+            id: blob,
+            offset: 0,
+            length: 10,
+            raw_length: 5,
+            compressed: false,
+        };
+        let file = IndexFile {
+            packs: vec![IndexPack {
+                id: PackId::from_bytes([1; 32]),
+                size: 10,
+                blobs: vec![entry],
+                marked: Some(jiff::Timestamp::now()),
+            }],
+            supersedes: Vec::new(),
+        };
+        let mut index = Index::default();
+        index.add_file(&file);
+        assert!(index.packs()[0].marked);
+        assert!(!index.contains(&blob));
+        assert!(index.get(&blob).is_some());
     }
 }

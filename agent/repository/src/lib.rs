@@ -66,6 +66,7 @@ pub use id::{BlobId, IndexId, InvalidId, KeyId, LockId, PackId, RepositoryId, Sn
 pub use index::{BlobLocation, Index, PackInfo};
 pub use key::KeyFile;
 pub use lock::{LockGuard, LockInfo, REFRESH_EVERY, STALE_AFTER};
+pub use pack::PackEntry;
 pub use prune::{MaxUnused, PruneOptions, PruneProgress, PruneReport};
 pub use repository::Repository;
 pub use restore::{ContentReader, StreamReader, TreeReader};

@@ -25,7 +25,7 @@ pub(crate) fn pack_key(id: &PackId) -> String {
 
 /// One blob's place in a pack (as in pack headers and index files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PackEntry {
+pub struct PackEntry {
     /// Data or tree.
     #[serde(rename = "type")]
     pub blob_type: BlobType,
