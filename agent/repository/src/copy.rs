@@ -220,7 +220,7 @@ impl Repository {
 }
 
 /// A source snapshot copied by an earlier run whose blobs are the likeliest to be shared
-/// with `snapshot`: its parent, else the latest earlier one of the same host and target.
+/// with `snapshot`: its parent, else the one of the same host and target nearest in time.
 /// Returns it with the id of its copy.
 fn seed_pair<'a>(
     snapshot: &Snapshot,
@@ -239,16 +239,13 @@ fn seed_pair<'a>(
     {
         return Some(found);
     }
+    let distance = |s: &Snapshot| (s.time.as_second() - snapshot.time.as_second()).unsigned_abs();
     sources
         .iter()
         .filter(usable)
-        .filter(|s| {
-            s.time <= snapshot.time
-                && s.hostname == snapshot.hostname
-                && s.target == snapshot.target
-        })
+        .filter(|s| s.hostname == snapshot.hostname && s.target == snapshot.target)
         .filter_map(with_copy)
-        .max_by(|(a, _), (b, _)| a.time.cmp(&b.time).then(a.id.cmp(&b.id)))
+        .min_by_key(|(s, _)| (distance(s), s.id))
 }
 
 /// Fetches and decodes `ids` (any order) with few range requests.

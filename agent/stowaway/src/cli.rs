@@ -4,8 +4,10 @@
 mod addon;
 mod backup;
 mod check;
+mod copy;
 mod dump;
 mod init;
+mod key;
 mod ls;
 mod output;
 mod progress;
@@ -77,6 +79,11 @@ enum Command {
     Check(check::Args),
     /// Show repository statistics.
     Stats(stats::Args),
+    /// Manage the keys (passwords) of the repository.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Copy snapshots to another repository.
+    Copy(copy::Args),
     /// Inspect addons.
     #[command(subcommand)]
     Addon(addon::Command),
@@ -130,6 +137,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dump(args) => dump::run(g, args).await,
         Command::Check(args) => check::run(g, args).await,
         Command::Stats(args) => stats::run(g, args).await,
+        Command::Key(cmd) => key::run(g, cmd).await,
+        Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
     }
 }
