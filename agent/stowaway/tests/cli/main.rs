@@ -5,6 +5,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod copy;
+mod keys;
 mod util;
 
 use std::os::unix::fs::MetadataExt;
