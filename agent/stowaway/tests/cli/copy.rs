@@ -173,5 +173,11 @@ fn copies_selected_snapshots_and_fails_cleanly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no snapshot matches \"ffffffff\""), "{err}");
-    assert_eq!(dest.json(&["snapshots", "--json"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        dest.json(&["snapshots", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
