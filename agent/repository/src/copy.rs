@@ -16,19 +16,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::StreamExt;
-
 use crate::backup::{Backup, BackupProgress};
 use crate::blob::BlobType;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, SnapshotId};
+use crate::lock::LockGuard;
 use crate::repository::Repository;
-use crate::restore::{BlobStream, fetch_run, plan};
+use crate::restore::{BlobStream, fetch_all};
 use crate::snapshot::{ComponentKind, ComponentRecord, Snapshot};
 use crate::tree::{ChunkList, Tree, parse_tree};
 
-/// Range requests in flight while fetching a level of trees.
-const TREE_CONCURRENCY: usize = 4;
 /// Data blobs of consecutive directories are fetched as one ordered stream of at most
 /// this many blobs (the stream itself bounds the bytes in memory).
 const DATA_BATCH: usize = 16 * 1024;
@@ -126,13 +123,17 @@ impl Repository {
     }
 
     /// Copies `snapshots` (as planned by [`Repository::plan_copy`]) into `dest`, oldest
-    /// first, each written only after all its data. Both indexes must be loaded; callers
-    /// hold a shared lock on both repositories.
+    /// first, each written only after all its data.
+    ///
+    /// Callers take a shared lock on both repositories, then load both indexes (a writer
+    /// locks before it reads the index, for prune). `dest_lock` is the destination's lock:
+    /// no snapshot is written once it may have gone stale ([`LockGuard::ensure_held`]).
     pub async fn copy_snapshots(
         &self,
         dest: &Repository,
         snapshots: &[Snapshot],
         progress: Arc<CopyProgress>,
+        dest_lock: &LockGuard,
     ) -> Result<CopyReport> {
         if !self.index_loaded() || !dest.index_loaded() {
             return Err(Error::Usage(
@@ -199,6 +200,7 @@ impl Repository {
                 original: Some(snapshot.origin()),
                 ..snapshot.clone()
             };
+            dest_lock.ensure_held()?;
             let copy = backup.commit_snapshot(copy).await?;
             tracing::info!(source = %snapshot.id, copy = %copy.id, "copied snapshot");
             copies.insert(snapshot.origin(), copy.id);
@@ -248,17 +250,6 @@ fn seed_pair<'a>(
         .min_by_key(|(s, _)| (distance(s), s.id))
 }
 
-/// Fetches and decodes `ids` (any order) with few range requests.
-async fn fetch_blobs(repo: Repository, ids: Vec<BlobId>) -> Vec<(BlobId, Result<Vec<u8>>)> {
-    let runs = plan(&repo, &ids);
-    futures::stream::iter(runs)
-        .map(|run| fetch_run(&repo, run))
-        .buffer_unordered(TREE_CONCURRENCY)
-        .flat_map(futures::stream::iter)
-        .collect()
-        .await
-}
-
 /// Checks that `id` is in `repo`'s index with type `expected`.
 fn expect_type(repo: &Repository, id: &BlobId, expected: BlobType) -> Result<()> {
     match repo.index().get(id) {
@@ -282,7 +273,7 @@ fn read_trees(
         expect_type(repo, id, BlobType::Tree)?;
     }
     let (reader, ids) = (repo.clone(), ids.to_vec());
-    let fetched = repo.run(async move { Ok(fetch_blobs(reader, ids).await) })?;
+    let fetched = repo.run(async move { Ok(fetch_all(&reader, &ids).await) })?;
     fetched
         .into_iter()
         .map(|(id, bytes)| {

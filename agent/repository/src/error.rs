@@ -62,6 +62,15 @@ pub enum Error {
         /// Who holds the lock (`exclusive lock for prune by host pid 123 since …`).
         by: String,
     },
+    /// This process's lock could not be refreshed for so long that it may count as stale.
+    #[error(
+        "the repository lock could not be refreshed for {minutes} minutes; other processes may \
+         consider it stale, so the snapshot is not written (run the backup again)"
+    )]
+    LockLost {
+        /// Minutes since the lock was last written.
+        minutes: u64,
+    },
     /// No snapshot matches the spec.
     #[error("no snapshot matches {spec:?}")]
     SnapshotNotFound {
@@ -115,6 +124,12 @@ pub enum Error {
     /// The tokio runtime the repository was opened on is gone, or a background task panicked.
     #[error("the repository's runtime is shut down or a background task failed")]
     Shutdown,
+    /// Prune found the repository in a state where it cannot tell what is safe to delete.
+    #[error("prune refused: {reason}")]
+    PruneRefused {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A local I/O or compression error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

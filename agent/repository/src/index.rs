@@ -17,6 +17,9 @@ pub(crate) struct IndexPack {
     pub id: PackId,
     pub size: u64,
     pub blobs: Vec<PackEntry>,
+    /// When prune marked the pack for deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked: Option<jiff::Timestamp>,
 }
 
 /// The plaintext of an index file.

@@ -40,9 +40,11 @@ mod error;
 mod host;
 mod id;
 mod index;
+mod index_set;
 mod key;
 mod lock;
 mod pack;
+mod prune;
 mod repository;
 mod restore;
 mod sealed;
@@ -65,6 +67,7 @@ pub use id::{BlobId, IndexId, InvalidId, KeyId, LockId, PackId, RepositoryId, Sn
 pub use index::{BlobLocation, Index, PackInfo};
 pub use key::{KeyFile, KeyInfo};
 pub use lock::{LockGuard, LockInfo, REFRESH_EVERY, STALE_AFTER};
+pub use prune::{MaxUnused, PruneOptions, PruneProgress, PruneReport};
 pub use repository::Repository;
 pub use restore::{ContentReader, StreamReader, TreeReader};
 pub use snapshot::{

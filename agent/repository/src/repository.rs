@@ -202,9 +202,9 @@ impl Repository {
         rx.recv().map_err(|_| Error::Shutdown)?
     }
 
-    /// Reads every index file (concurrently) and replaces the in-memory index.
+    /// Reads every index file in effect (concurrently) and replaces the in-memory index.
     pub async fn load_index(&self) -> Result<()> {
-        let files = self.read_index_files().await?;
+        let files = self.read_index_set().await?.files;
         let mut index = Index::default();
         for (_, file) in &files {
             index.add_file(file);

@@ -24,9 +24,18 @@ async fn copy_all(src: &Repository, dest: &Repository) -> CopyReport {
         .plan_copy(dest, src.snapshots().await.expect("snapshots"))
         .await
         .expect("plan");
-    src.copy_snapshots(dest, &plan.to_copy, Arc::new(CopyProgress::default()))
+    let lock = dest.lock(false, "copy").await.expect("lock");
+    let report = src
+        .copy_snapshots(
+            dest,
+            &plan.to_copy,
+            Arc::new(CopyProgress::default()),
+            &lock,
+        )
         .await
-        .expect("copy")
+        .expect("copy");
+    lock.release().await.expect("unlock");
+    report
 }
 
 /// Data blobs of `repo`: (count, plaintext bytes).
@@ -278,7 +287,12 @@ async fn a_missing_pack_fails_the_copy_without_a_snapshot() {
         .await
         .expect("plan");
     let err = src
-        .copy_snapshots(&dest, &plan.to_copy, Arc::new(CopyProgress::default()))
+        .copy_snapshots(
+            &dest,
+            &plan.to_copy,
+            Arc::new(CopyProgress::default()),
+            &dest.lock(false, "copy").await.expect("lock"),
+        )
         .await
         .expect_err("a pack is missing");
     assert!(

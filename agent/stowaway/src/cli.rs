@@ -11,10 +11,12 @@ mod key;
 mod ls;
 mod output;
 mod progress;
+mod prune;
 mod repo;
 mod restore;
 mod snapshots;
 mod stats;
+mod unlock;
 
 use std::process::ExitCode;
 
@@ -79,6 +81,10 @@ enum Command {
     Check(check::Args),
     /// Show repository statistics.
     Stats(stats::Args),
+    /// Remove data no snapshot references (mark now, delete in a later prune).
+    Prune(prune::Args),
+    /// Remove stale locks.
+    Unlock(unlock::Args),
     /// Manage the keys (passwords) of the repository.
     #[command(subcommand)]
     Key(key::Command),
@@ -137,6 +143,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Dump(args) => dump::run(g, args).await,
         Command::Check(args) => check::run(g, args).await,
         Command::Stats(args) => stats::run(g, args).await,
+        Command::Prune(args) => prune::run(g, args).await,
+        Command::Unlock(args) => unlock::run(g, args).await,
         Command::Key(cmd) => key::run(g, cmd).await,
         Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,

@@ -154,6 +154,7 @@ fn upload(shared: &Arc<Shared>, pack: PackBuilder) -> Result<()> {
                 id: finished.id,
                 size,
                 blobs: finished.entries,
+                marked: None,
             });
             if pending.len() >= PACKS_PER_INDEX {
                 std::mem::take(&mut *pending)

@@ -148,10 +148,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         return Ok(0);
     }
 
-    src.load_index().await.context("loading the source index")?;
-    dest.load_index()
-        .await
-        .context("loading the destination index")?;
+    // Lock first, then read the indexes (prune relies on lock times).
     let src_lock = src.lock(false, "copy").await?;
     let dest_lock = match dest.lock(false, "copy").await {
         Ok(lock) => lock,
@@ -161,15 +158,21 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         }
     };
     let result = async {
+        src.load_index().await.context("loading the source index")?;
+        dest.load_index()
+            .await
+            .context("loading the destination index")?;
         let plan = src.plan_copy(&dest, snapshots).await?;
         let progress = Arc::new(CopyProgress::default());
         let shown = show(g, plan.to_copy.len(), &progress);
-        let report = src.copy_snapshots(&dest, &plan.to_copy, progress).await;
+        let report = src
+            .copy_snapshots(&dest, &plan.to_copy, progress, &dest_lock)
+            .await;
         if let Some((bar, task)) = shown {
             task.abort();
             bar.finish_and_clear();
         }
-        Ok::<_, Error>((plan, report?))
+        Ok::<_, anyhow::Error>((plan, report?))
     }
     .await;
     let released = (src_lock.release().await, dest_lock.release().await);

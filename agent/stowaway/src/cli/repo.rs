@@ -1,7 +1,7 @@
 //! Opening the repository named on the command line.
 
 use anyhow::{Context, bail};
-use stowaway_repository::Repository;
+use stowaway_repository::{LockGuard, Repository};
 use stowaway_storage::Storage;
 use zeroize::Zeroizing;
 
@@ -55,4 +55,17 @@ pub(crate) async fn open_indexed(g: &Global) -> anyhow::Result<Repository> {
     let repo = open(g).await?;
     repo.load_index().await.context("loading the index")?;
     Ok(repo)
+}
+
+/// Opens the repository, takes a shared lock for `operation`, then loads the index. The lock
+/// comes first: prune relies on lock times to know which processes may have seen packs it
+/// has marked since.
+pub(crate) async fn open_locked(
+    g: &Global,
+    operation: &str,
+) -> anyhow::Result<(Repository, LockGuard)> {
+    let repo = open(g).await?;
+    let lock = repo.lock(false, operation).await?;
+    repo.load_index().await.context("loading the index")?;
+    Ok((repo, lock))
 }

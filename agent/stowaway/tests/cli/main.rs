@@ -7,6 +7,7 @@
 
 mod copy;
 mod keys;
+mod maintenance;
 mod util;
 
 use std::os::unix::fs::MetadataExt;
