@@ -47,6 +47,7 @@ mod pack;
 mod prune;
 mod repository;
 mod restore;
+mod retention;
 mod sealed;
 mod snapshot;
 mod stats;
@@ -70,6 +71,11 @@ pub use lock::{LockGuard, LockInfo, REFRESH_EVERY, STALE_AFTER};
 pub use prune::{MaxUnused, PruneOptions, PruneProgress, PruneReport};
 pub use repository::Repository;
 pub use restore::{ContentReader, StreamReader, TreeReader};
+pub use retention::{
+    CalendarDuration, Clock, Count, Decision, FailedSnapshots, ForgetGroup, ForgetPlan, GroupBy,
+    GroupKey, KubeStashRetentionSpec, Period, Reason, Retainable, RetentionError, RetentionPolicy,
+    SnapshotDecision, SuccessfulSnapshots, format_age, parse_retention_period,
+};
 pub use snapshot::{
     AddonRef, BackupSummary, ComponentKind, ComponentRecord, Snapshot, SnapshotMeta, Target,
 };

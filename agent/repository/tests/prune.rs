@@ -111,10 +111,7 @@ async fn read_all(repo: &Repository, snapshot: &Snapshot) -> Vec<(String, Vec<u8
 }
 
 async fn forget(repo: &Repository, snapshot: &Snapshot) {
-    repo.storage()
-        .delete(&format!("snapshots/{}", snapshot.id))
-        .await
-        .expect("delete snapshot");
+    repo.forget(&[snapshot.id]).await.expect("forget");
 }
 
 fn now_options() -> PruneOptions {

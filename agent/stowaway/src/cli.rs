@@ -6,6 +6,7 @@ mod backup;
 mod check;
 mod copy;
 mod dump;
+mod forget;
 mod init;
 mod key;
 mod ls;
@@ -79,6 +80,8 @@ enum Command {
     Dump(dump::Args),
     /// Verify the repository's structure and, with --read-data, all data.
     Check(check::Args),
+    /// Remove snapshots by id or by a retention policy (--keep-*).
+    Forget(forget::Args),
     /// Show repository statistics.
     Stats(stats::Args),
     /// Remove data no snapshot references (mark now, delete in a later prune).
@@ -142,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ls(args) => ls::run(g, args).await,
         Command::Dump(args) => dump::run(g, args).await,
         Command::Check(args) => check::run(g, args).await,
+        Command::Forget(args) => forget::run(g, args).await,
         Command::Stats(args) => stats::run(g, args).await,
         Command::Prune(args) => prune::run(g, args).await,
         Command::Unlock(args) => unlock::run(g, args).await,

@@ -6,6 +6,7 @@
 )]
 
 mod copy;
+mod forget;
 mod keys;
 mod maintenance;
 mod util;
