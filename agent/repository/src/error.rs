@@ -23,6 +23,33 @@ pub enum Error {
     /// No key file opens with the given password.
     #[error("wrong password: no key file could be opened with it")]
     WrongPassword,
+    /// Key management on a repository that has no keys.
+    #[error("the repository is not encrypted: it has no keys")]
+    NotEncrypted,
+    /// No key file matches the id or prefix.
+    #[error("no key matches {spec:?}")]
+    KeyNotFound {
+        /// The id or prefix given.
+        spec: String,
+    },
+    /// Several key files match the id prefix.
+    #[error("key id prefix {spec:?} is ambiguous")]
+    AmbiguousKey {
+        /// The id prefix given.
+        spec: String,
+    },
+    /// Removing the key that opened the repository was refused.
+    #[error("key {id} opened the repository and cannot be removed: open it with another key")]
+    KeyInUse {
+        /// The key in use.
+        id: crate::KeyId,
+    },
+    /// Removing the only key left was refused.
+    #[error("key {id} is the last key of the repository and cannot be removed")]
+    LastKey {
+        /// The last key.
+        id: crate::KeyId,
+    },
     /// Stored data failed a check (authentication, hash, parse).
     #[error("corrupt data: {what}")]
     Corrupt {

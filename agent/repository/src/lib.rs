@@ -33,6 +33,7 @@ mod blob;
 mod check;
 mod chunker;
 mod config;
+mod copy;
 mod crypto;
 mod entry;
 mod error;
@@ -59,12 +60,13 @@ pub use check::{CheckError, CheckOptions, CheckProgress, CheckReport};
 pub use config::{
     ChunkerConfig, CompressionConfig, Config, Encryption, FORMAT_VERSION, InitOptions, KdfParams,
 };
+pub use copy::{CopiedSnapshot, CopyPlan, CopyProgress, CopyReport};
 pub use entry::{Entry, EntryKind, Time};
 pub use error::{Error, Result};
 pub use host::{hostname, username};
 pub use id::{BlobId, IndexId, InvalidId, KeyId, LockId, PackId, RepositoryId, SnapshotId};
 pub use index::{BlobLocation, Index, PackInfo};
-pub use key::KeyFile;
+pub use key::{KeyFile, KeyInfo};
 pub use lock::{LockGuard, LockInfo, REFRESH_EVERY, STALE_AFTER};
 pub use pack::PackEntry;
 pub use prune::{MaxUnused, PruneOptions, PruneProgress, PruneReport};

@@ -1,7 +1,7 @@
 //! [`Repository`]: an opened repository (config, keys, index) on a [`Storage`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -12,7 +12,7 @@ use crate::blob::{BlobType, decode_blob};
 use crate::config::{Config, Encryption, InitOptions};
 use crate::crypto::{AAD_INDEX, AAD_SNAPSHOT, Crypto, MasterKey, random_bytes};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IndexId, RepositoryId, SnapshotId};
+use crate::id::{BlobId, IndexId, KeyId, RepositoryId, SnapshotId};
 use crate::index::{INDEX_DIR, Index, IndexFile};
 use crate::key::{KeyFile, open_master_key};
 use crate::pack::pack_key;
@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub(crate) storage: Storage,
     pub(crate) config: Config,
     pub(crate) crypto: Crypto,
+    /// The key file that opened the repository (`None` if unencrypted).
+    pub(crate) key_id: Mutex<Option<KeyId>>,
     pub(crate) index: RwLock<Index>,
     pub(crate) index_loaded: AtomicBool,
     pub(crate) handle: Handle,
@@ -68,7 +70,7 @@ impl Repository {
         random_bytes(&mut id)?;
         let id = RepositoryId::from_bytes(id);
         let master = MasterKey::random()?;
-        let (config, crypto) = if options.encryption {
+        let (config, crypto, key_id) = if options.encryption {
             let kdf = options.kdf;
             let password = zeroize::Zeroizing::new(password.to_owned());
             let wrapping_master = master.clone();
@@ -77,12 +79,17 @@ impl Repository {
             })
             .await
             .map_err(|_| Error::Shutdown)??;
-            key_file.save(&storage).await?;
-            (options.to_config(id, None)?, Crypto::encrypted(&master)?)
+            let key_id = key_file.save(&storage).await?;
+            (
+                options.to_config(id, None)?,
+                Crypto::encrypted(&master)?,
+                Some(key_id),
+            )
         } else {
             (
                 options.to_config(id, Some(master.id))?,
                 Crypto::plain(master.id),
+                None,
             )
         };
         let json = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
@@ -93,7 +100,7 @@ impl Repository {
             other => other?,
         }
         tracing::info!(location = %storage.describe(), id = %config.id, encryption = ?config.encryption, "initialized repository");
-        Ok(Repository::assemble(storage, config, crypto))
+        Ok(Repository::assemble(storage, config, crypto, key_id))
     }
 
     /// Opens a repository: reads `config` and unlocks the master key with `password`
@@ -111,20 +118,29 @@ impl Repository {
         let config: Config =
             serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("config", e))?;
         config.validate()?;
-        let crypto = match (config.encryption, config.id_key) {
-            (Encryption::None, Some(id_key)) => Crypto::plain(id_key),
-            _ => Crypto::encrypted(&open_master_key(&storage, password).await?)?,
+        let (crypto, key_id) = match (config.encryption, config.id_key) {
+            (Encryption::None, Some(id_key)) => (Crypto::plain(id_key), None),
+            _ => {
+                let (key_id, master) = open_master_key(&storage, password).await?;
+                (Crypto::encrypted(&master)?, Some(key_id))
+            }
         };
         tracing::debug!(location = %storage.describe(), id = %config.id, "opened repository");
-        Ok(Repository::assemble(storage, config, crypto))
+        Ok(Repository::assemble(storage, config, crypto, key_id))
     }
 
-    fn assemble(storage: Storage, config: Config, crypto: Crypto) -> Repository {
+    fn assemble(
+        storage: Storage,
+        config: Config,
+        crypto: Crypto,
+        key_id: Option<KeyId>,
+    ) -> Repository {
         Repository {
             inner: Arc::new(Inner {
                 storage,
                 config,
                 crypto,
+                key_id: Mutex::new(key_id),
                 index: RwLock::new(Index::default()),
                 index_loaded: AtomicBool::new(false),
                 handle: Handle::current(),
@@ -384,9 +400,7 @@ impl Repository {
     /// Adds another key file wrapping the master key under `password`.
     pub async fn add_key(&self, password: &str, kdf: crate::KdfParams) -> Result<crate::KeyId> {
         let Some(master) = self.master_key() else {
-            return Err(Error::Usage(
-                "an unencrypted repository has no keys".to_owned(),
-            ));
+            return Err(Error::NotEncrypted);
         };
         let password = zeroize::Zeroizing::new(password.to_owned());
         let file = tokio::task::spawn_blocking(move || KeyFile::wrap(&master, &password, kdf))
@@ -395,7 +409,7 @@ impl Repository {
         file.save(self.storage()).await
     }
 
-    fn master_key(&self) -> Option<MasterKey> {
+    pub(crate) fn master_key(&self) -> Option<MasterKey> {
         self.inner.crypto.master_key()
     }
 }

@@ -525,6 +525,7 @@ fn snapshot(i: usize, time: Timestamp, host: &str, target: &str, tags: &[String]
         components: Vec::new(),
         attributes: Vec::new(),
         summary: BackupSummary::default(),
+        original: None,
     }
 }
 

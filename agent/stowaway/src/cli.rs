@@ -4,9 +4,11 @@
 mod addon;
 mod backup;
 mod check;
+mod copy;
 mod dump;
 mod forget;
 mod init;
+mod key;
 mod ls;
 mod output;
 mod progress;
@@ -86,6 +88,11 @@ enum Command {
     Prune(prune::Args),
     /// Remove stale locks.
     Unlock(unlock::Args),
+    /// Manage the keys (passwords) of the repository.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Copy snapshots to another repository.
+    Copy(copy::Args),
     /// Inspect addons.
     #[command(subcommand)]
     Addon(addon::Command),
@@ -142,6 +149,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Stats(args) => stats::run(g, args).await,
         Command::Prune(args) => prune::run(g, args).await,
         Command::Unlock(args) => unlock::run(g, args).await,
+        Command::Key(cmd) => key::run(g, cmd).await,
+        Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
     }
 }

@@ -5,7 +5,9 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod copy;
 mod forget;
+mod keys;
 mod maintenance;
 mod util;
 
