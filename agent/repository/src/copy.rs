@@ -487,7 +487,7 @@ impl Walker {
     }
 
     /// Pairs of data blobs at the same positions, if both lists match (same length, each
-    /// pair of the same plaintext length, present in both indexes).
+    /// pair of the same plaintext length, present in both indexes, live in the destination).
     fn data_pairs(&self, ours: &[BlobId], theirs: &[BlobId]) -> Option<Vec<(BlobId, BlobId)>> {
         if ours.len() != theirs.len() {
             return None;
@@ -497,6 +497,10 @@ impl Walker {
         ours.iter()
             .zip(theirs)
             .map(|(a, b)| {
+                // Only live destination blobs: one in a pack prune has marked may be deleted.
+                if !dest.contains(b) {
+                    return None;
+                }
                 let (la, lb) = (src.get(a)?, dest.get(b)?);
                 let same = la.raw_length == lb.raw_length
                     && la.blob_type == BlobType::Data
