@@ -29,19 +29,27 @@ use crate::error::{Error, Result, is_transient_status};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Retention {
     pub(crate) mode: LockMode,
-    /// RFC 3339, whole seconds, UTC (`2026-12-01T10:00:00Z`).
-    pub(crate) until: String,
+    /// Seconds since the Unix epoch.
+    pub(crate) until: i64,
 }
 
 impl Retention {
     /// The retention of an object uploaded now under `config`.
     pub(crate) fn from_now(config: &ObjectLockConfig) -> Retention {
         let now = jiff::Timestamp::now().as_second();
-        let until = now.saturating_add(i64::from(config.retain_days) * 86_400 + 1);
         Retention {
             mode: config.mode,
-            until: format_until(until),
+            until: now.saturating_add(i64::from(config.retain_days) * 86_400 + 1),
         }
+    }
+
+    /// The date as the `x-amz-object-lock-retain-until-date` header wants it.
+    pub(crate) fn until_header(&self) -> String {
+        format_until(self.until)
+    }
+
+    pub(crate) fn until_timestamp(&self) -> jiff::Timestamp {
+        jiff::Timestamp::from_second(self.until).unwrap_or(jiff::Timestamp::MAX)
     }
 }
 
@@ -160,9 +168,16 @@ impl HttpService for LockService {
                 "x-amz-object-lock-mode",
                 http::HeaderValue::from_static(retention.mode.as_str()),
             );
-            let until = http::HeaderValue::from_str(&retention.until)
+            let until = http::HeaderValue::from_str(&retention.until_header())
                 .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
             headers.insert("x-amz-object-lock-retain-until-date", until);
+            // S3 (and moto) want Content-MD5 or a checksum on uploads with a retention.
+            if let Some(body) = request.body().as_bytes() {
+                let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+                let md5 = http::HeaderValue::from_str(&md5)
+                    .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
+                request.headers_mut().insert("content-md5", md5);
+            }
             if request.headers().contains_key(http::header::AUTHORIZATION) {
                 self.signer
                     .sign(&mut request)
@@ -355,10 +370,100 @@ mod tests {
             mode: LockMode::Governance,
             retain_days: 1,
         });
-        let until: jiff::Timestamp = r.until.parse().expect("RFC 3339");
+        let header = r.until_header();
+        let until: jiff::Timestamp = header.parse().expect("RFC 3339");
         let ahead = until.as_second() - jiff::Timestamp::now().as_second();
         assert!((86_400..=86_402).contains(&ahead), "{ahead}");
-        assert!(r.until.ends_with('Z') && !r.until.contains('.'));
+        assert!(header.ends_with('Z') && !header.contains('.'));
+    }
+
+    /// Records the requests it is given and answers 200.
+    #[derive(Debug, Clone, Default)]
+    struct Recorder(Arc<std::sync::Mutex<Vec<http::HeaderMap>>>);
+
+    #[async_trait]
+    impl HttpService for Recorder {
+        async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
+            if let Ok(mut log) = self.0.lock() {
+                log.push(req.headers().clone());
+            }
+            http::Response::builder()
+                .status(200)
+                .body(object_store::client::HttpResponseBody::from(Bytes::new()))
+                .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))
+        }
+    }
+
+    #[tokio::test]
+    async fn uploads_with_a_retention_get_lock_headers_and_a_new_signature() {
+        let signer = Signer::new("us-east-1".to_owned());
+        signer.set_credentials(Arc::new(object_store::StaticCredentialProvider::new(
+            object_store::aws::AwsCredential {
+                key_id: "AKIDEXAMPLE".into(),
+                secret_key: "secret".into(),
+                token: None,
+            },
+        )));
+        let recorder = Recorder::default();
+        let service = LockService {
+            inner: HttpClient::new(recorder.clone()),
+            signer,
+        };
+        let body = Bytes::from_static(b"hello");
+        let old_auth = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/s3/aws4_request, \
+                        SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=00";
+        let request = |with_retention: bool| {
+            let mut req = http::Request::builder()
+                .method(http::Method::PUT)
+                .uri("http://127.0.0.1:9000/bucket/data/ab/x")
+                .header(
+                    "x-amz-content-sha256",
+                    "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+                )
+                .header("x-amz-date", "20260101T000000Z")
+                .header("authorization", old_auth)
+                .body(HttpRequestBody::from(body.clone()))
+                .expect("request");
+            if with_retention {
+                req.extensions_mut().insert(Retention {
+                    mode: LockMode::Compliance,
+                    until: 1_800_000_000,
+                });
+            }
+            req
+        };
+        service.call(request(true)).await.expect("call");
+        service.call(request(false)).await.expect("call");
+        let log = recorder.0.lock().expect("log").clone();
+        let locked = &log[0];
+        let header = |h: &http::HeaderMap, name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(header(locked, "x-amz-object-lock-mode"), "COMPLIANCE");
+        assert_eq!(
+            header(locked, "x-amz-object-lock-retain-until-date"),
+            "2027-01-15T08:00:00Z"
+        );
+        assert_eq!(header(locked, "content-md5"), "XUFAKrxLKna5cZ2REBfFkg==");
+        let auth = header(locked, "authorization");
+        assert!(
+            auth.contains(
+                "SignedHeaders=content-md5;x-amz-content-sha256;x-amz-date;\
+                 x-amz-object-lock-mode;x-amz-object-lock-retain-until-date"
+            ) || auth.contains(
+                "SignedHeaders=content-md5;host;x-amz-content-sha256;x-amz-date;\
+                 x-amz-object-lock-mode;x-amz-object-lock-retain-until-date"
+            ),
+            "{auth}"
+        );
+        assert_ne!(auth, old_auth);
+        // Without a retention the request passes untouched.
+        let plain = &log[1];
+        assert_eq!(header(plain, "authorization"), old_auth);
+        assert!(plain.get("x-amz-object-lock-mode").is_none());
     }
 
     #[test]

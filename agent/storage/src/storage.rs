@@ -202,6 +202,25 @@ impl Storage {
         (storage, counters)
     }
 
+    /// A view of the directory `path` inside this storage, sharing its store, options and
+    /// limits: a KubeStash Repository's `path` inside its BackupStorage. `path` is
+    /// `/`-separated and relative; empty, `.` and `..` segments are refused.
+    pub fn sub(&self, path: &str) -> Result<Storage> {
+        let path = path.trim_matches('/');
+        if path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('#'))
+        {
+            return Err(Error::config(format!(
+                "sub-directory {path:?}: expected a relative path without empty, `.` or `..` parts"
+            )));
+        }
+        Ok(Storage {
+            prefix: self.full_key(path),
+            ..self.clone()
+        })
+    }
+
     /// Whether deletes and overwrites outside `locks/` are refused.
     pub fn is_append_only(&self) -> bool {
         self.policy.append_only
@@ -421,10 +440,21 @@ impl Storage {
         let retention = self.retention_for(key);
         let multipart = self.policy.multipart;
         if matches!(mode, PutMode::Overwrite) && (data.len() as u64) > multipart.threshold {
-            return self
-                .upload_parts(path, data, multipart, retention)
+            self.upload_parts(path, data, multipart, retention.clone())
                 .await
-                .map_err(map);
+                .map_err(map)?;
+            // The retention went with CreateMultipartUpload; some S3-compatible servers
+            // (moto among them) ignore it there, so set it on the result as well.
+            if let (Some(retention), Some(lock)) = (retention, &self.policy.lock) {
+                lock.put_retention(
+                    key,
+                    path.as_ref(),
+                    retention.mode,
+                    retention.until_timestamp(),
+                )
+                .await?;
+            }
+            return Ok(());
         }
         if let Some(bucket) = &self.policy.upload {
             bucket.take(data.len() as u64).await;
