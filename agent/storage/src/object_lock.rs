@@ -31,6 +31,9 @@ pub(crate) struct Retention {
     pub(crate) mode: LockMode,
     /// Seconds since the Unix epoch.
     pub(crate) until: i64,
+    /// Base64 MD5 of the body of a single-request upload: S3 wants `Content-MD5` (or a
+    /// checksum) on uploads with a retention, and the connector cannot read the body.
+    pub(crate) content_md5: Option<String>,
 }
 
 impl Retention {
@@ -40,6 +43,17 @@ impl Retention {
         Retention {
             mode: config.mode,
             until: now.saturating_add(i64::from(config.retain_days) * 86_400 + 1),
+            content_md5: None,
+        }
+    }
+
+    /// The same retention for an upload of `body` in one request.
+    pub(crate) fn with_body(self, body: &[u8]) -> Retention {
+        Retention {
+            content_md5: Some(
+                base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body)),
+            ),
+            ..self
         }
     }
 
@@ -172,9 +186,8 @@ impl HttpService for LockService {
                 .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
             headers.insert("x-amz-object-lock-retain-until-date", until);
             // S3 (and moto) want Content-MD5 or a checksum on uploads with a retention.
-            if let Some(body) = request.body().as_bytes() {
-                let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
-                let md5 = http::HeaderValue::from_str(&md5)
+            if let Some(md5) = &retention.content_md5 {
+                let md5 = http::HeaderValue::from_str(md5)
                     .map_err(|e| HttpError::new(HttpErrorKind::Unknown, e))?;
                 request.headers_mut().insert("content-md5", md5);
             }
@@ -425,10 +438,14 @@ mod tests {
                 .body(HttpRequestBody::from(body.clone()))
                 .expect("request");
             if with_retention {
-                req.extensions_mut().insert(Retention {
-                    mode: LockMode::Compliance,
-                    until: 1_800_000_000,
-                });
+                req.extensions_mut().insert(
+                    Retention {
+                        mode: LockMode::Compliance,
+                        until: 1_800_000_000,
+                        content_md5: None,
+                    }
+                    .with_body(b"hello"),
+                );
             }
             req
         };

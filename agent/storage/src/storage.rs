@@ -464,7 +464,7 @@ impl Storage {
             ..PutOptions::default()
         };
         if let Some(retention) = retention {
-            options.extensions.insert(retention);
+            options.extensions.insert(retention.with_body(&data));
         }
         tracing::trace!(key, size = data.len(), "put");
         self.store
