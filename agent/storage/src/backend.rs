@@ -454,9 +454,12 @@ mod tests {
         assert!(err(escape).contains("without `..`"));
     }
 
+    /// One recorded request: method, URI, `Authorization` header.
+    type Recorded = (String, String, Option<String>);
+
     /// Answers the OAuth token request and records every request.
     #[derive(Debug, Default, Clone)]
-    struct Recorder(Arc<Mutex<Vec<(String, String, Option<String>)>>>);
+    struct Recorder(Arc<Mutex<Vec<Recorded>>>);
 
     #[async_trait]
     impl HttpService for Recorder {

@@ -5,6 +5,7 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod storage;
 mod util;
 
 use std::os::unix::fs::MetadataExt;
