@@ -43,6 +43,7 @@ mod index;
 mod index_set;
 mod key;
 mod lock;
+mod object_lock;
 mod pack;
 mod prune;
 mod repository;
@@ -68,6 +69,7 @@ pub use id::{BlobId, IndexId, InvalidId, KeyId, LockId, PackId, RepositoryId, Sn
 pub use index::{BlobLocation, Index, PackInfo};
 pub use key::{KeyFile, KeyInfo};
 pub use lock::{LockGuard, LockInfo, REFRESH_EVERY, STALE_AFTER};
+pub use object_lock::ObjectLockReport;
 pub use pack::PackEntry;
 pub use prune::{MaxUnused, PruneOptions, PruneProgress, PruneReport};
 pub use repository::Repository;

@@ -162,6 +162,8 @@ pub struct PruneReport {
     pub index_files_before: usize,
     /// Index files after.
     pub index_files_after: usize,
+    /// Objects whose S3 Object Lock retention was extended (storage with object lock).
+    pub retention_extended: usize,
 }
 
 /// Progress of a prune.
@@ -392,6 +394,7 @@ impl Repository {
             self.delete_if_present(&pack_key(&id)).await?;
         }
         self.load_index().await?;
+        report.retention_extended = self.extend_object_lock().await?.extended;
         tracing::info!(
             marked = report.marked_packs,
             repacked = report.repacked_packs,
