@@ -166,7 +166,8 @@ async fn prune_extends_object_lock_of_live_data_only() {
     );
     let now = jiff::Timestamp::now().as_second();
     let days_left = |t: jiff::Timestamp| (t.as_second() - now) as f64 / 86_400.0;
-    for pack in repo.index().packs() {
+    let packs = repo.index().packs().to_vec();
+    for pack in packs {
         let key = format!("data/{}/{}", &pack.id.to_hex()[..2], pack.id);
         let until = storage
             .retention(&key)
