@@ -20,19 +20,10 @@ use stowaway_repository::{
 };
 use stowaway_storage::Storage;
 
-const PASSWORD: &str = "prune test";
+mod common;
+use common::random_bytes;
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
-}
+const PASSWORD: &str = "prune test";
 
 async fn init(storage: Storage) -> Repository {
     let options = InitOptions {

@@ -10,42 +10,10 @@ use stowaway_repository::{
 };
 use stowaway_storage::Storage;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-fn options() -> InitOptions {
-    InitOptions {
-        kdf: KdfParams::insecure_fast(),
-        pack_size: 4 * 1024 * 1024,
-        ..InitOptions::default()
-    }
-}
-
-async fn new_repo(storage: Storage) -> Repository {
-    let repo = Repository::init(storage, PASSWORD, options())
-        .await
-        .expect("init");
-    repo.load_index().await.expect("load index");
-    repo
-}
-
-/// Runs blocking repository calls off the runtime's worker threads, as the addon thread does.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task panicked")
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect()
-}
+mod common;
+use common::{
+    Content, PASSWORD, blocking, new_repo, options, random_bytes, read_stream, read_tree,
+};
 
 fn meta(name: &str) -> SnapshotMeta {
     SnapshotMeta {
@@ -85,18 +53,6 @@ async fn backup_streams(
         .commit(meta("streams"), records)
         .await
         .expect("commit")
-}
-
-async fn read_stream(repo: &Repository, component: &ComponentRecord) -> Vec<u8> {
-    let repo = repo.clone();
-    let component = component.clone();
-    blocking(move || {
-        let mut reader = repo.open_stream(&component).expect("open stream");
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).expect("read stream");
-        out
-    })
-    .await
 }
 
 fn all_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -171,8 +127,6 @@ fn file(path: &str, size: usize) -> Entry {
     e.size = size as u64;
     e
 }
-
-type Content = Vec<(Entry, Option<Vec<u8>>)>;
 
 /// Checks the reader's order (parents first, hard links after their targets) and returns
 /// the entries sorted by path for comparison with what was written.
@@ -264,27 +218,6 @@ async fn backup_tree(
         .await
         .expect("commit");
     (snapshot, decisions)
-}
-
-async fn read_tree(repo: &Repository, component: &ComponentRecord) -> Result<Content, Error> {
-    let repo = repo.clone();
-    let component = component.clone();
-    blocking(move || {
-        let mut reader = repo.open_tree(&component)?;
-        let mut out = Vec::new();
-        while let Some(entry) = reader.next_entry()? {
-            let content = if entry.kind == EntryKind::File {
-                let mut bytes = Vec::new();
-                reader.content()?.read_to_end(&mut bytes)?;
-                Some(bytes)
-            } else {
-                None
-            };
-            out.push((entry, content));
-        }
-        Ok(out)
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Helpers shared by the key and copy tests.
+//! Helpers shared by the repository's integration tests.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
