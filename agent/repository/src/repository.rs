@@ -187,16 +187,19 @@ impl Repository {
     }
 
     /// Reads every index file (concurrently) and replaces the in-memory index.
+    ///
+    /// Each file is added and dropped as soon as it is decoded, so the peak is the index
+    /// plus the files in flight, not the index plus every decoded file.
     pub async fn load_index(&self) -> Result<()> {
-        let files = self.read_index_files().await?;
         let mut index = Index::default();
-        for (_, file) in &files {
-            index.add_file(file);
-        }
+        let files = self
+            .for_each_index_file(|_, file| index.add_file(&file))
+            .await?;
         tracing::debug!(
-            files = files.len(),
+            files,
             blobs = index.len(),
             packs = index.packs().len(),
+            heap_bytes = index.heap_bytes(),
             "loaded index"
         );
         *self.index_mut() = index;
@@ -205,23 +208,45 @@ impl Repository {
     }
 
     /// Reads and decodes every index file.
+    #[allow(
+        dead_code,
+        reason = "whole index files are for prune; load_index streams them instead"
+    )]
     pub(crate) async fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        let mut files = Vec::new();
+        self.for_each_index_file(|id, file| files.push((id, file)))
+            .await?;
+        Ok(files)
+    }
+
+    /// Reads and decodes every index file (concurrently) and hands each to `f` in the order
+    /// they arrive; returns how many there were.
+    pub(crate) async fn for_each_index_file(
+        &self,
+        mut f: impl FnMut(IndexId, IndexFile),
+    ) -> Result<usize> {
         let listing = self.storage().list(INDEX_DIR).await?;
-        futures::stream::iter(listing)
-            .filter_map(|info| async move {
-                let name = info.key.rsplit('/').next().unwrap_or_default();
-                match name.parse::<IndexId>() {
-                    Ok(id) => Some(id),
-                    Err(_) => {
-                        tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
-                        None
+        let mut files = std::pin::pin!(
+            futures::stream::iter(listing)
+                .filter_map(|info| async move {
+                    let name = info.key.rsplit('/').next().unwrap_or_default();
+                    match name.parse::<IndexId>() {
+                        Ok(id) => Some(id),
+                        Err(_) => {
+                            tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
+                            None
+                        }
                     }
-                }
-            })
-            .map(|id| async move { self.read_index_file(&id).await.map(|f| (id, f)) })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await
+                })
+                .map(|id| async move { self.read_index_file(&id).await.map(|f| (id, f)) })
+                .buffer_unordered(LOAD_CONCURRENCY)
+        );
+        let mut count = 0;
+        while let Some((id, file)) = files.try_next().await? {
+            f(id, file);
+            count += 1;
+        }
+        Ok(count)
     }
 
     pub(crate) async fn read_index_file(&self, id: &IndexId) -> Result<IndexFile> {
