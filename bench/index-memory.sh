@@ -12,7 +12,7 @@
 #   STOWAWAY      stowaway binary (default $CARGO_TARGET_DIR or target, /release/stowaway)
 #   DATA_MB       random data for the million-chunk repository, in 8 MiB files (default 336)
 #   CHUNK_MIN/CHUNK_AVG/CHUNK_MAX   its chunker sizes in bytes (default 128/256/1024)
-#   PACK_SIZE     its pack size in bytes (default 65536: ~190 blobs a pack and ~12k an index
+#   PACK_SIZE     pack size of the Stowaway repositories in bytes (default 65536: ~190 blobs a pack and ~12k an index
 #                 file, about the shape of a real repository; 8 MiB packs would put all the
 #                 blobs in one 45 MB index file)
 #   SMALL_FILES   files of 512 random bytes for the small-files repositories; 0 skips (default 200000)
@@ -146,8 +146,8 @@ SMALL=0
 [[ " $TOOLS " == *" stowaway "* ]] && ((SMALL_FILES > 0)) && SMALL=1
 if ((SMALL)); then
     say "stowaway, $SMALL_FILES files of 512 bytes"
-    stowaway_run stowaway-small small
-    stowaway_run stowaway-small-empty tiny
+    stowaway_run stowaway-small small --pack-size "$PACK_SIZE"
+    stowaway_run stowaway-small-empty tiny --pack-size "$PACK_SIZE"
 fi
 
 # ---------------------------------------------------------------- restic

@@ -75,8 +75,8 @@ pub struct PackInfo {
 /// is marked if any listing marks it, so a half-finished prune errs on the side of not
 /// deduplicating against a pack it is about to delete.
 ///
-/// Memory: a sorted array of 48-byte records, 1–2 bytes of bucket table and a hash overlay
-/// of recent additions (at most 1/16 of the blobs, merged in place when full): 50–58 bytes
+/// Memory: a sorted array of 48-byte records, 2–4 bytes of bucket table and a hash overlay
+/// of recent additions (at most 1/16 of the blobs, merged in place when full): 51–60 bytes
 /// per blob, reported by [`Index::heap_bytes`].
 #[derive(Debug, Default)]
 pub struct Index {
@@ -191,8 +191,8 @@ impl Index {
                 entry.length,
                 entry.raw_length,
             );
-            match self.table.get_mut(&entry.id) {
-                None => self.table.insert_new(entry.id, loc),
+            match self.table.insert_or_get(entry.id, loc) {
+                None => {}
                 Some(primary) => {
                     if primary.slot() == slot || marked {
                         // The same pack twice, or a marked copy of a blob that has a copy.

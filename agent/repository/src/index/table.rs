@@ -2,12 +2,13 @@
 //!
 //! The sorted part is one array of 48-byte records (32-byte id, pack slot with 3 flag bits,
 //! offset, length, plaintext length; no padding) and a bucket table over the top bits of the ids that narrows a lookup to
-//! 2–4 records before the binary search. New blobs go to the overlay (a hash map) and are
+//! 1–2 records before the binary search. New blobs go to the overlay (a hash map) and are
 //! merged into the sorted part once the overlay holds 1/16 of it, so inserting one blob at a
 //! time costs amortized O(1) moves while the overlay adds at most a few bytes per blob.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::mem::size_of;
 
 use super::id_hash::IdBuildHasher;
@@ -73,7 +74,7 @@ struct Record {
 /// The overlay is merged once it holds this many blobs or 1/16 of the sorted part.
 const MIN_OVERLAY: usize = 4096;
 /// The sorted part has one bucket per this many blobs (rounded down to a power of two).
-const BLOBS_PER_BUCKET: usize = 2;
+const BLOBS_PER_BUCKET: usize = 1;
 /// At most 2^24 buckets (64 MiB of table for 64M+ blobs).
 const MAX_BUCKET_BITS: u32 = 24;
 
@@ -182,21 +183,23 @@ impl BlobTable {
         self.overlay.get(id).copied()
     }
 
-    /// Mutable access to the location of `id`.
-    pub(super) fn get_mut(&mut self, id: &BlobId) -> Option<&mut Loc> {
-        if let Some(i) = self.position(id) {
+    /// Inserts `id` at `loc` if it is new (and returns `None`), else returns its current
+    /// location for the caller to update. One hash operation for a new blob.
+    pub(super) fn insert_or_get(&mut self, id: BlobId, loc: Loc) -> Option<&mut Loc> {
+        if let Some(i) = self.position(&id) {
             return Some(&mut self.records[i].loc);
         }
-        self.overlay.get_mut(id)
-    }
-
-    /// Inserts a blob that is not in the table (the caller checked with [`Self::get_mut`]).
-    pub(super) fn insert_new(&mut self, id: BlobId, loc: Loc) {
-        debug_assert!(self.position(&id).is_none(), "insert_new of a known blob");
-        self.overlay.insert(id, loc);
-        if self.overlay.len() >= MIN_OVERLAY.max(self.records.len() / 16) {
+        let limit = MIN_OVERLAY.max(self.records.len() / 16);
+        if let Entry::Vacant(e) = self.overlay.entry(id) {
+            e.insert(loc);
+        } else {
+            // A duplicate (rare): a second lookup keeps the borrow checker happy.
+            return self.overlay.get_mut(&id);
+        }
+        if self.overlay.len() >= limit {
             self.merge();
         }
+        None
     }
 
     /// Calls `f` on every record (sorted part in id order, then the overlay).
@@ -321,7 +324,7 @@ mod tests {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let prefix = if n % 2 == 0 { x >> 8 } else { x };
             let id = id(prefix, u64::from(n));
-            table.insert_new(id, loc(n));
+            assert!(table.insert_or_get(id, loc(n)).is_none());
             all.push((id, n));
         }
         assert!(table.overlay.len() < table.records.len() / 8, "merged");
@@ -342,7 +345,7 @@ mod tests {
     fn bucket_table_matches_ranges() {
         let mut table = BlobTable::default();
         for n in 0..10_000u32 {
-            table.insert_new(id(n.wrapping_mul(2_654_435_761), 0), loc(n));
+            table.insert_or_get(id(n.wrapping_mul(2_654_435_761), 0), loc(n));
         }
         table.merge();
         assert_eq!(table.buckets.len(), (1 << table.bits) + 1);
