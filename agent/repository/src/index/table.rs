@@ -1,10 +1,14 @@
 //! The blob table: one record per blob id, in a sorted dense part plus a small hash overlay.
 //!
 //! The sorted part is one array of 48-byte records (32-byte id, pack slot with 3 flag bits,
-//! offset, length, plaintext length; no padding) and a bucket table over the top bits of the ids that narrows a lookup to
-//! 1–2 records before the binary search. New blobs go to the overlay (a hash map) and are
-//! merged into the sorted part once the overlay holds 1/16 of it, so inserting one blob at a
-//! time costs amortized O(1) moves while the overlay adds at most a few bytes per blob.
+//! offset, length, plaintext length; no padding), a parallel array of one-byte tags and a
+//! bucket table over the top bits of the ids with about one record per bucket. A lookup reads
+//! the bucket, scans its 1–2 tags and reads a record only when a tag matches: an absent id
+//! costs no access outside the small, cache-resident arrays, a present one a single record.
+//!
+//! New blobs go to the overlay (a hash map) and are merged into the sorted part once the
+//! overlay holds 1/16 of it, so inserting one blob at a time costs amortized O(1) moves while
+//! the overlay adds at most a few bytes per blob.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -83,6 +87,10 @@ const MAX_BUCKET_BITS: u32 = 24;
 pub(super) struct BlobTable {
     /// Sorted by id.
     records: Vec<Record>,
+    /// `tags[i]` = [`tag_of`] `records[i].id`: scanned before any record is read, so a
+    /// lookup of an absent id usually touches only the bucket table and this array, both
+    /// small enough to stay in cache.
+    tags: Vec<u8>,
     /// `buckets[b]..buckets[b + 1]` is the range of records whose ids' top `bits` bits are `b`.
     buckets: Vec<u32>,
     bits: u32,
@@ -98,6 +106,14 @@ fn bucket_of(id: &BlobId, bits: u32) -> usize {
     let prefix = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     (prefix >> (32 - bits)) as usize
 }
+
+/// A byte of the id below the bucket bits (which are at most the first 3 bytes).
+fn tag_of(id: &BlobId) -> u8 {
+    id.as_bytes()[4]
+}
+
+/// Above this many records in a bucket (uneven ids), binary search instead of scanning tags.
+const MAX_SCAN: usize = 16;
 
 /// Orders ids as `Ord` does (bytewise), deciding on the first 8 bytes as one integer: ids
 /// are uniform, so the rest is almost never read, and no `memcmp` call is made.
@@ -166,10 +182,14 @@ impl BlobTable {
             let b = bucket_of(id, self.bits);
             (self.buckets[b] as usize, self.buckets[b + 1] as usize)
         };
-        self.records[lo..hi]
-            .binary_search_by(|r| cmp_ids(&r.id, id))
-            .ok()
-            .map(|i| lo + i)
+        if hi - lo > MAX_SCAN {
+            return self.records[lo..hi]
+                .binary_search_by(|r| cmp_ids(&r.id, id))
+                .ok()
+                .map(|i| lo + i);
+        }
+        let tag = tag_of(id);
+        (lo..hi).find(|&i| self.tags[i] == tag && self.records[i].id == *id)
     }
 
     /// The location of `id`.
@@ -221,6 +241,7 @@ impl BlobTable {
     /// Heap bytes: exact for the arrays, approximate for the overlay.
     pub(super) fn heap_bytes(&self) -> usize {
         self.records.capacity() * size_of::<Record>()
+            + self.tags.capacity()
             + self.buckets.capacity() * size_of::<u32>()
             + hash_table_bytes(self.overlay.capacity(), size_of::<(BlobId, Loc)>())
     }
@@ -241,12 +262,16 @@ impl BlobTable {
         let total = old + new.len();
         self.records.reserve_exact(new.len());
         self.records.resize(total, Record::default());
+        self.tags.reserve_exact(new.len());
+        self.tags.resize(total, 0);
         // Sorted records [0, end) are still unplaced; new record j lands after j others.
         let mut end = old;
         for (j, record) in new.iter().enumerate().rev() {
             let at = gallop_back(&self.records[..end], &record.id);
             self.records.copy_within(at..end, at + j + 1);
+            self.tags.copy_within(at..end, at + j + 1);
             self.records[at + j] = *record;
+            self.tags[at + j] = tag_of(&record.id);
             end = at;
         }
         let bits = bits_for(total);
@@ -338,6 +363,14 @@ mod tests {
             assert_eq!(table.get(id), Some(loc(*n)), "{id:?}");
         }
         assert_eq!(table.get(&id(0xdead_beef, 1 << 40)), None);
+        assert!(
+            table
+                .records
+                .iter()
+                .zip(&table.tags)
+                .all(|(r, t)| tag_of(&r.id) == *t),
+            "tags follow their records"
+        );
         assert_eq!(table.iter().count(), all.len());
     }
 
