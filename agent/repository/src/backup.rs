@@ -90,15 +90,21 @@ impl Repository {
     /// Starts a backup; `parent` enables the files cache for tree components.
     /// Requires [`Repository::load_index`] first.
     pub fn start_backup(&self, parent: Option<&Snapshot>) -> Result<Backup> {
+        self.start_backup_with(parent, Arc::new(BackupProgress::default()))
+    }
+
+    /// Starts a backup that counts into `progress` (shared by the backups of a copy).
+    pub(crate) fn start_backup_with(
+        &self,
+        parent: Option<&Snapshot>,
+        progress: Arc<BackupProgress>,
+    ) -> Result<Backup> {
         if !self.index_loaded() {
             return Err(Error::Usage(
                 "load_index() must run before start_backup()".to_owned(),
             ));
         }
-        let shared = Arc::new(Shared::new(
-            self.clone(),
-            Arc::new(BackupProgress::default()),
-        ));
+        let shared = Arc::new(Shared::new(self.clone(), progress));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (tx, rx) = crossbeam_channel::bounded(threads * 2);
         let mut workers = Vec::with_capacity(threads);
@@ -145,8 +151,8 @@ impl Backup {
         TreeWriter::new(Arc::clone(&self.inner), name, parent_root)
     }
 
-    /// Stores an arbitrary blob (tests hand-craft trees with it).
-    #[cfg(test)]
+    /// Stores a blob's plaintext as is (no chunking); returns its id. Copies and tests
+    /// hand-craft blobs with it.
     pub(crate) fn store_blob(&self, blob_type: BlobType, data: &[u8]) -> Result<BlobId> {
         self.inner.store_blob(blob_type, data)
     }
@@ -173,40 +179,10 @@ impl Backup {
         components: Vec<ComponentRecord>,
     ) -> Result<Snapshot> {
         let inner = self.inner;
-        drop(lock(&inner.jobs).take());
-        let workers = std::mem::take(&mut *lock(&inner.workers));
-        tokio::task::spawn_blocking(move || {
-            for worker in workers {
-                if worker.join().is_err() {
-                    return Err(Error::Shutdown);
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|_| Error::Shutdown)??;
-        for upload in inner.shared.take_uploads() {
-            upload.await.map_err(|_| Error::Shutdown)?;
-        }
-        inner.shared.check()?;
-        let repo = inner.repo().clone();
-        pipeline::write_index(&repo, inner.shared.take_pending()).await?;
-
-        let mut names = HashSet::new();
-        for c in &components {
-            if !names.insert(c.name.as_str()) {
-                return Err(Error::Usage(format!(
-                    "component {:?} appears twice",
-                    c.name
-                )));
-            }
-            if !repo.index().contains(&c.root) {
-                return Err(Error::BlobNotFound { id: c.root });
-            }
-        }
+        let repo = flush(&inner).await?;
         let mut summary = inner.progress().summary();
         summary.duration_ms = inner.started.elapsed().as_millis() as u64;
-        let mut snapshot = Snapshot {
+        let snapshot = Snapshot {
             id: Default::default(),
             time: meta.time.unwrap_or_else(jiff::Timestamp::now),
             hostname: meta.hostname.unwrap_or_else(crate::host::hostname),
@@ -219,9 +195,58 @@ impl Backup {
             components,
             attributes: meta.attributes,
             summary,
+            original: None,
         };
-        snapshot.id = repo.save_snapshot(&snapshot).await?;
+        let snapshot = write_snapshot(&repo, snapshot).await?;
         tracing::info!(id = %snapshot.id, bytes_added = snapshot.summary.bytes_added, "committed snapshot");
         Ok(snapshot)
     }
+
+    /// Finishes the backup like [`Backup::commit`], but writes `snapshot` as given (a copy
+    /// keeps the manifest of its source).
+    pub(crate) async fn commit_snapshot(self, snapshot: Snapshot) -> Result<Snapshot> {
+        let repo = flush(&self.inner).await?;
+        write_snapshot(&repo, snapshot).await
+    }
+}
+
+/// Flushes the workers, waits for every upload and writes the remaining index file.
+async fn flush(inner: &BackupInner) -> Result<Repository> {
+    drop(lock(&inner.jobs).take());
+    let workers = std::mem::take(&mut *lock(&inner.workers));
+    tokio::task::spawn_blocking(move || {
+        for worker in workers {
+            if worker.join().is_err() {
+                return Err(Error::Shutdown);
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| Error::Shutdown)??;
+    for upload in inner.shared.take_uploads() {
+        upload.await.map_err(|_| Error::Shutdown)?;
+    }
+    inner.shared.check()?;
+    let repo = inner.repo().clone();
+    pipeline::write_index(&repo, inner.shared.take_pending()).await?;
+    Ok(repo)
+}
+
+/// Checks the components of `snapshot` and writes it (last); returns it with its id.
+async fn write_snapshot(repo: &Repository, mut snapshot: Snapshot) -> Result<Snapshot> {
+    let mut names = HashSet::new();
+    for c in &snapshot.components {
+        if !names.insert(c.name.as_str()) {
+            return Err(Error::Usage(format!(
+                "component {:?} appears twice",
+                c.name
+            )));
+        }
+        if !repo.index().contains(&c.root) {
+            return Err(Error::BlobNotFound { id: c.root });
+        }
+    }
+    snapshot.id = repo.save_snapshot(&snapshot).await?;
+    Ok(snapshot)
 }

@@ -8,6 +8,7 @@ use crate::blob::decode_blob;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId, SnapshotId, file_hash};
 use crate::index::{Index, IndexPack};
+use crate::index_set::IndexSet;
 use crate::key::{KEYS_DIR, KeyFile};
 use crate::pack::{DATA_DIR, PackEntry, pack_key, parse_pack};
 use crate::repository::Repository;
@@ -64,8 +65,10 @@ pub struct CheckReport {
     pub errors: Vec<CheckError>,
     /// Packs present but in no index (left by interrupted backups; not an error).
     pub unreferenced_packs: Vec<PackId>,
-    /// Index files read.
+    /// Index files in effect (superseded ones are not counted).
     pub index_files: u64,
+    /// Packs marked for deletion by prune (deleted by a later prune).
+    pub marked_packs: u64,
     /// Packs verified (present with the right size; downloaded with `read_data`).
     pub packs_checked: u64,
     /// Blobs decrypted and verified (`read_data`).
@@ -270,6 +273,7 @@ impl Repository {
         progress.phase("index");
         let mut index = Index::default();
         let mut packs: HashMap<PackId, IndexPack> = HashMap::new();
+        let mut files = Vec::new();
         for info in self.storage().list(crate::index::INDEX_DIR).await? {
             let name = info.key.rsplit('/').next().unwrap_or_default();
             let Ok(id) = name.parse() else {
@@ -277,16 +281,20 @@ impl Repository {
                 continue;
             };
             match self.read_index_file(&id).await {
-                Ok(file) => {
-                    checker.report.index_files += 1;
-                    index.add_file(&file);
-                    for pack in file.packs {
-                        packs.entry(pack.id).or_insert(pack);
-                    }
-                }
+                Ok(file) => files.push((id, file)),
                 Err(e) => {
                     checker.error(format!("index file {id} cannot be read: {e}"), None, None);
                 }
+            }
+        }
+        for (_, file) in IndexSet::new(files).files {
+            checker.report.index_files += 1;
+            index.add_file(&file);
+            for pack in file.packs {
+                if pack.marked.is_some() {
+                    checker.report.marked_packs += 1;
+                }
+                packs.entry(pack.id).or_insert(pack);
             }
         }
         *self.index_mut() = index;

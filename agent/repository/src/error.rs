@@ -23,6 +23,33 @@ pub enum Error {
     /// No key file opens with the given password.
     #[error("wrong password: no key file could be opened with it")]
     WrongPassword,
+    /// Key management on a repository that has no keys.
+    #[error("the repository is not encrypted: it has no keys")]
+    NotEncrypted,
+    /// No key file matches the id or prefix.
+    #[error("no key matches {spec:?}")]
+    KeyNotFound {
+        /// The id or prefix given.
+        spec: String,
+    },
+    /// Several key files match the id prefix.
+    #[error("key id prefix {spec:?} is ambiguous")]
+    AmbiguousKey {
+        /// The id prefix given.
+        spec: String,
+    },
+    /// Removing the key that opened the repository was refused.
+    #[error("key {id} opened the repository and cannot be removed: open it with another key")]
+    KeyInUse {
+        /// The key in use.
+        id: crate::KeyId,
+    },
+    /// Removing the only key left was refused.
+    #[error("key {id} is the last key of the repository and cannot be removed")]
+    LastKey {
+        /// The last key.
+        id: crate::KeyId,
+    },
     /// Stored data failed a check (authentication, hash, parse).
     #[error("corrupt data: {what}")]
     Corrupt {
@@ -34,6 +61,15 @@ pub enum Error {
     Locked {
         /// Who holds the lock (`exclusive lock for prune by host pid 123 since …`).
         by: String,
+    },
+    /// This process's lock could not be refreshed for so long that it may count as stale.
+    #[error(
+        "the repository lock could not be refreshed for {minutes} minutes; other processes may \
+         consider it stale, so the snapshot is not written (run the backup again)"
+    )]
+    LockLost {
+        /// Minutes since the lock was last written.
+        minutes: u64,
     },
     /// No snapshot matches the spec.
     #[error("no snapshot matches {spec:?}")]
@@ -88,6 +124,12 @@ pub enum Error {
     /// The tokio runtime the repository was opened on is gone, or a background task panicked.
     #[error("the repository's runtime is shut down or a background task failed")]
     Shutdown,
+    /// Prune found the repository in a state where it cannot tell what is safe to delete.
+    #[error("prune refused: {reason}")]
+    PruneRefused {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A local I/O or compression error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

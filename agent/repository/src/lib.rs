@@ -33,17 +33,21 @@ mod blob;
 mod check;
 mod chunker;
 mod config;
+mod copy;
 mod crypto;
 mod entry;
 mod error;
 mod host;
 mod id;
 mod index;
+mod index_set;
 mod key;
 mod lock;
 mod pack;
+mod prune;
 mod repository;
 mod restore;
+mod retention;
 mod sealed;
 mod snapshot;
 mod stats;
@@ -56,16 +60,23 @@ pub use check::{CheckError, CheckOptions, CheckProgress, CheckReport};
 pub use config::{
     ChunkerConfig, CompressionConfig, Config, Encryption, FORMAT_VERSION, InitOptions, KdfParams,
 };
+pub use copy::{CopiedSnapshot, CopyPlan, CopyProgress, CopyReport};
 pub use entry::{Entry, EntryKind, Time};
 pub use error::{Error, Result};
 pub use host::{hostname, username};
 pub use id::{BlobId, IndexId, InvalidId, KeyId, LockId, PackId, RepositoryId, SnapshotId};
 pub use index::{BlobLocation, Index, PackInfo};
-pub use key::KeyFile;
+pub use key::{KeyFile, KeyInfo};
 pub use lock::{LockGuard, LockInfo, REFRESH_EVERY, STALE_AFTER};
 pub use pack::PackEntry;
+pub use prune::{MaxUnused, PruneOptions, PruneProgress, PruneReport};
 pub use repository::Repository;
 pub use restore::{ContentReader, StreamReader, TreeReader};
+pub use retention::{
+    CalendarDuration, Clock, Count, Decision, FailedSnapshots, ForgetGroup, ForgetPlan, GroupBy,
+    GroupKey, KubeStashRetentionSpec, Period, Reason, Retainable, RetentionError, RetentionPolicy,
+    SnapshotDecision, SuccessfulSnapshots, format_age, parse_retention_period,
+};
 pub use snapshot::{
     AddonRef, BackupSummary, ComponentKind, ComponentRecord, Snapshot, SnapshotMeta, Target,
 };

@@ -1,5 +1,6 @@
 //! Repository locks: `locks/<random id>` JSON files, refreshed while held.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +32,8 @@ pub struct LockInfo {
     pub time: jiff::Timestamp,
     /// When it was last rewritten.
     pub refreshed: jiff::Timestamp,
-    /// Exclusive (prune) or shared (backup, restore).
+    /// Exclusive (prune, check: exclude each other) or shared (backup, restore, ...:
+    /// exclude nothing).
     pub exclusive: bool,
     /// What the holder is doing.
     pub operation: String,
@@ -70,9 +72,24 @@ pub struct LockGuard {
     key: String,
     refresh: Option<JoinHandle<()>>,
     handle: Handle,
+    /// When the lock file was last written successfully.
+    written: Arc<Mutex<std::time::Instant>>,
 }
 
 impl LockGuard {
+    /// Fails with [`Error::LockLost`] when the lock could not be refreshed for so long that
+    /// others may consider it stale (and a prune may have deleted data this process still
+    /// counted on). A backup calls this before it writes its snapshot.
+    pub fn ensure_held(&self) -> Result<()> {
+        let age = lock_written(&self.written).elapsed();
+        if age + REFRESH_EVERY >= STALE_AFTER {
+            return Err(Error::LockLost {
+                minutes: age.as_secs() / 60,
+            });
+        }
+        Ok(())
+    }
+
     /// Stops refreshing and deletes the lock file.
     pub async fn release(mut self) -> Result<()> {
         if let Some(task) = self.refresh.take() {
@@ -118,8 +135,12 @@ async fn read_lock(storage: &Storage, key: &str) -> Result<Option<LockInfo>> {
 }
 
 impl Repository {
-    /// Takes a lock. A shared lock fails with [`Error::Locked`] if another non-stale
-    /// exclusive lock exists; an exclusive lock fails if any other non-stale lock exists.
+    /// Takes a lock. Shared locks (backup, restore, forget, copy) never conflict: prune is
+    /// safe beside them (see `prune`). An exclusive lock (prune, check) fails with
+    /// [`Error::Locked`] if another non-stale exclusive lock exists.
+    ///
+    /// A writer must take its lock **before** it loads the index: prune relies on lock
+    /// times to know which processes may have seen packs it has since marked.
     pub async fn lock(&self, exclusive: bool, operation: &str) -> Result<LockGuard> {
         let storage = self.storage().clone();
         let mut raw = [0u8; 32];
@@ -142,6 +163,7 @@ impl Repository {
             key: key.clone(),
             refresh: None,
             handle: self.handle().clone(),
+            written: Arc::new(Mutex::new(std::time::Instant::now())),
         };
         let conflict = async {
             for other in storage.list(LOCKS_DIR).await? {
@@ -151,7 +173,7 @@ impl Repository {
                 let Some(other_info) = read_lock(&storage, &other.key).await? else {
                     continue;
                 };
-                if (exclusive || other_info.exclusive) && !other_info.is_stale() {
+                if exclusive && other_info.exclusive && !other_info.is_stale() {
                     return Ok::<_, Error>(Some(other_info.describe()));
                 }
             }
@@ -170,10 +192,12 @@ impl Repository {
             }
         }
         let mut guard = guard;
-        guard.refresh = Some(
-            self.handle()
-                .spawn(refresh_loop(storage, key.clone(), info)),
-        );
+        guard.refresh = Some(self.handle().spawn(refresh_loop(
+            storage,
+            key.clone(),
+            info,
+            Arc::clone(&guard.written),
+        )));
         tracing::debug!(%key, exclusive, operation, "took lock");
         Ok(guard)
     }
@@ -193,6 +217,20 @@ impl Repository {
         Ok(removed)
     }
 
+    /// Deletes every lock file, live or not; returns how many.
+    pub async fn remove_all_locks(&self) -> Result<usize> {
+        let mut removed = 0;
+        for info in self.storage().list(LOCKS_DIR).await? {
+            match self.storage().delete(&info.key).await {
+                Ok(()) => removed += 1,
+                Err(stowaway_storage::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(key = %info.key, "removed lock");
+        }
+        Ok(removed)
+    }
+
     /// All lock files currently present.
     pub async fn locks(&self) -> Result<Vec<LockInfo>> {
         let mut out = Vec::new();
@@ -205,7 +243,16 @@ impl Repository {
     }
 }
 
-async fn refresh_loop(storage: Storage, key: String, mut info: LockInfo) {
+fn lock_written(m: &Mutex<std::time::Instant>) -> std::time::Instant {
+    *m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn refresh_loop(
+    storage: Storage,
+    key: String,
+    mut info: LockInfo,
+    written: Arc<Mutex<std::time::Instant>>,
+) {
     loop {
         tokio::time::sleep(REFRESH_EVERY).await;
         info.refreshed = jiff::Timestamp::now();
@@ -213,7 +260,10 @@ async fn refresh_loop(storage: Storage, key: String, mut info: LockInfo) {
             return;
         };
         match storage.put(&key, Bytes::from(json)).await {
-            Ok(()) => tracing::trace!(%key, "refreshed lock"),
+            Ok(()) => {
+                *written.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+                tracing::trace!(%key, "refreshed lock");
+            }
             Err(e) => tracing::warn!(%key, error = %e, "could not refresh lock"),
         }
     }

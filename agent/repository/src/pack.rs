@@ -99,6 +99,22 @@ impl PackBuilder {
         Ok(length as u32)
     }
 
+    /// Appends a blob already stored elsewhere (sealed bytes are independent of the pack,
+    /// so prune copies them without re-encoding); returns its stored length.
+    pub(crate) fn add_stored(&mut self, entry: &PackEntry, stored: &[u8]) -> Result<u32> {
+        if entry.blob_type != self.blob_type {
+            return Err(Error::Usage(format!(
+                "a {} blob cannot go into a {} pack",
+                entry.blob_type, self.blob_type
+            )));
+        }
+        let offset = u32::try_from(self.buf.len())
+            .map_err(|_| Error::Usage("pack larger than 4 GiB".to_owned()))?;
+        self.buf.extend_from_slice(stored);
+        self.entries.push(PackEntry { offset, ..*entry });
+        Ok(stored.len() as u32)
+    }
+
     /// Appends the sealed header and its length; computes the pack id.
     pub(crate) fn finish(mut self, crypto: &Crypto) -> Result<FinishedPack> {
         let header = encode_header(&self.entries);

@@ -1,7 +1,8 @@
 //! [`Repository`]: an opened repository (config, keys, index) on a [`Storage`].
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -12,7 +13,7 @@ use crate::blob::{BlobType, decode_blob};
 use crate::config::{Config, Encryption, InitOptions};
 use crate::crypto::{AAD_INDEX, AAD_SNAPSHOT, Crypto, MasterKey, random_bytes};
 use crate::error::{Error, Result};
-use crate::id::{BlobId, IndexId, RepositoryId, SnapshotId};
+use crate::id::{BlobId, IndexId, KeyId, RepositoryId, SnapshotId};
 use crate::index::{INDEX_DIR, Index, IndexFile};
 use crate::key::{KeyFile, open_master_key};
 use crate::pack::pack_key;
@@ -35,6 +36,8 @@ pub(crate) struct Inner {
     pub(crate) storage: Storage,
     pub(crate) config: Config,
     pub(crate) crypto: Crypto,
+    /// The key file that opened the repository (`None` if unencrypted).
+    pub(crate) key_id: Mutex<Option<KeyId>>,
     pub(crate) index: RwLock<Index>,
     pub(crate) index_loaded: AtomicBool,
     pub(crate) handle: Handle,
@@ -68,7 +71,7 @@ impl Repository {
         random_bytes(&mut id)?;
         let id = RepositoryId::from_bytes(id);
         let master = MasterKey::random()?;
-        let (config, crypto) = if options.encryption {
+        let (config, crypto, key_id) = if options.encryption {
             let kdf = options.kdf;
             let password = zeroize::Zeroizing::new(password.to_owned());
             let wrapping_master = master.clone();
@@ -77,12 +80,17 @@ impl Repository {
             })
             .await
             .map_err(|_| Error::Shutdown)??;
-            key_file.save(&storage).await?;
-            (options.to_config(id, None)?, Crypto::encrypted(&master)?)
+            let key_id = key_file.save(&storage).await?;
+            (
+                options.to_config(id, None)?,
+                Crypto::encrypted(&master)?,
+                Some(key_id),
+            )
         } else {
             (
                 options.to_config(id, Some(master.id))?,
                 Crypto::plain(master.id),
+                None,
             )
         };
         let json = serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?;
@@ -93,7 +101,7 @@ impl Repository {
             other => other?,
         }
         tracing::info!(location = %storage.describe(), id = %config.id, encryption = ?config.encryption, "initialized repository");
-        Ok(Repository::assemble(storage, config, crypto))
+        Ok(Repository::assemble(storage, config, crypto, key_id))
     }
 
     /// Opens a repository: reads `config` and unlocks the master key with `password`
@@ -111,20 +119,29 @@ impl Repository {
         let config: Config =
             serde_json::from_slice(&bytes).map_err(|e| Error::corrupt("config", e))?;
         config.validate()?;
-        let crypto = match (config.encryption, config.id_key) {
-            (Encryption::None, Some(id_key)) => Crypto::plain(id_key),
-            _ => Crypto::encrypted(&open_master_key(&storage, password).await?)?,
+        let (crypto, key_id) = match (config.encryption, config.id_key) {
+            (Encryption::None, Some(id_key)) => (Crypto::plain(id_key), None),
+            _ => {
+                let (key_id, master) = open_master_key(&storage, password).await?;
+                (Crypto::encrypted(&master)?, Some(key_id))
+            }
         };
         tracing::debug!(location = %storage.describe(), id = %config.id, "opened repository");
-        Ok(Repository::assemble(storage, config, crypto))
+        Ok(Repository::assemble(storage, config, crypto, key_id))
     }
 
-    fn assemble(storage: Storage, config: Config, crypto: Crypto) -> Repository {
+    fn assemble(
+        storage: Storage,
+        config: Config,
+        crypto: Crypto,
+        key_id: Option<KeyId>,
+    ) -> Repository {
         Repository {
             inner: Arc::new(Inner {
                 storage,
                 config,
                 crypto,
+                key_id: Mutex::new(key_id),
                 index: RwLock::new(Index::default()),
                 index_loaded: AtomicBool::new(false),
                 handle: Handle::current(),
@@ -186,52 +203,68 @@ impl Repository {
         rx.recv().map_err(|_| Error::Shutdown)?
     }
 
-    /// Reads every index file (concurrently) and replaces the in-memory index.
+    /// Reads every index file in effect (concurrently) and replaces the in-memory index.
     ///
-    /// Each file is added and dropped as soon as it is decoded, so the peak is the index
-    /// plus the files in flight, not the index plus every decoded file.
+    /// Each file is added to the index and dropped as soon as it is decoded, so the peak is
+    /// the index plus the files in flight, not the index plus every decoded file. A file
+    /// that another file supersedes is known only once both are read: when one was added
+    /// (a prune's compaction that is unfinished or running), the index is built again
+    /// without the superseded files.
     pub async fn load_index(&self) -> Result<()> {
-        let mut index = Index::default();
-        let files = self
-            .for_each_index_file(|_, file| index.add_file(&file))
+        let mut skip = HashSet::new();
+        loop {
+            let mut index = Index::default();
+            let mut added = Vec::new();
+            let mut supersedes = HashSet::new();
+            self.for_each_index_file(&skip, |id, file| {
+                supersedes.extend(file.supersedes.iter().copied());
+                added.push(id);
+                index.add_file(&file);
+            })
             .await?;
-        tracing::debug!(
-            files,
-            blobs = index.len(),
-            packs = index.packs().len(),
-            heap_bytes = index.heap_bytes(),
-            "loaded index"
-        );
-        *self.index_mut() = index;
-        self.inner.index_loaded.store(true, Ordering::Release);
-        Ok(())
+            if added.iter().any(|id| supersedes.contains(id)) {
+                tracing::debug!(
+                    superseded = supersedes.len(),
+                    "superseded index files were read; loading again without them"
+                );
+                skip.extend(supersedes);
+                continue;
+            }
+            tracing::debug!(
+                files = added.len(),
+                blobs = index.len(),
+                packs = index.packs().len(),
+                heap_bytes = index.heap_bytes(),
+                "loaded index"
+            );
+            *self.index_mut() = index;
+            self.inner.index_loaded.store(true, Ordering::Release);
+            return Ok(());
+        }
     }
 
     /// Reads and decodes every index file.
-    #[allow(
-        dead_code,
-        reason = "whole index files are for prune; load_index streams them instead"
-    )]
     pub(crate) async fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
         let mut files = Vec::new();
-        self.for_each_index_file(|id, file| files.push((id, file)))
+        self.for_each_index_file(&HashSet::new(), |id, file| files.push((id, file)))
             .await?;
         Ok(files)
     }
 
-    /// Reads and decodes every index file (concurrently) and hands each to `f` in the order
-    /// they arrive; returns how many there were.
+    /// Reads and decodes every index file not in `skip` (concurrently) and hands each to `f`
+    /// in the order they arrive.
     pub(crate) async fn for_each_index_file(
         &self,
+        skip: &HashSet<IndexId>,
         mut f: impl FnMut(IndexId, IndexFile),
-    ) -> Result<usize> {
+    ) -> Result<()> {
         let listing = self.storage().list(INDEX_DIR).await?;
         let mut files = std::pin::pin!(
             futures::stream::iter(listing)
                 .filter_map(|info| async move {
                     let name = info.key.rsplit('/').next().unwrap_or_default();
                     match name.parse::<IndexId>() {
-                        Ok(id) => Some(id),
+                        Ok(id) => (!skip.contains(&id)).then_some(id),
                         Err(_) => {
                             tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
                             None
@@ -241,12 +274,10 @@ impl Repository {
                 .map(|id| async move { self.read_index_file(&id).await.map(|f| (id, f)) })
                 .buffer_unordered(LOAD_CONCURRENCY)
         );
-        let mut count = 0;
         while let Some((id, file)) = files.try_next().await? {
             f(id, file);
-            count += 1;
         }
-        Ok(count)
+        Ok(())
     }
 
     pub(crate) async fn read_index_file(&self, id: &IndexId) -> Result<IndexFile> {
@@ -409,9 +440,7 @@ impl Repository {
     /// Adds another key file wrapping the master key under `password`.
     pub async fn add_key(&self, password: &str, kdf: crate::KdfParams) -> Result<crate::KeyId> {
         let Some(master) = self.master_key() else {
-            return Err(Error::Usage(
-                "an unencrypted repository has no keys".to_owned(),
-            ));
+            return Err(Error::NotEncrypted);
         };
         let password = zeroize::Zeroizing::new(password.to_owned());
         let file = tokio::task::spawn_blocking(move || KeyFile::wrap(&master, &password, kdf))
@@ -420,7 +449,7 @@ impl Repository {
         file.save(self.storage()).await
     }
 
-    fn master_key(&self) -> Option<MasterKey> {
+    pub(crate) fn master_key(&self) -> Option<MasterKey> {
         self.inner.crypto.master_key()
     }
 }

@@ -3,7 +3,7 @@
 
 mod prefetch;
 
-pub(crate) use prefetch::read_tree_closure;
+pub(crate) use prefetch::{BlobStream, fetch_all, read_tree_closure};
 mod stream_reader;
 mod tree_reader;
 

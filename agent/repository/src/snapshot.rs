@@ -113,12 +113,21 @@ pub struct Snapshot {
     /// Counters.
     #[serde(default)]
     pub summary: BackupSummary,
+    /// For a copy made by `copy`: the snapshot it was copied from (the first of a chain of
+    /// copies), so that copying again skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
 }
 
 impl Snapshot {
     /// The component with this name.
     pub fn component(&self, name: &str) -> Option<&ComponentRecord> {
         self.components.iter().find(|c| c.name == name)
+    }
+
+    /// The snapshot this one stands for: [`Snapshot::original`] for a copy, else its own id.
+    pub fn origin(&self) -> SnapshotId {
+        self.original.unwrap_or(self.id)
     }
 }
 

@@ -626,24 +626,30 @@ async fn abandoned_backup_leaves_only_unreferenced_packs() {
 async fn locks_conflict_as_specified() {
     let dir = tempfile::tempdir().expect("tempdir");
     let repo = new_repo(Storage::local(dir.path()).expect("local")).await;
+    // Shared locks (backups) never conflict, not even with prune: prune is safe beside them.
     let a = repo.lock(false, "backup").await.expect("shared");
     let b = repo.lock(false, "backup").await.expect("second shared");
-    match repo.lock(true, "prune").await {
-        Err(Error::Locked { by }) => assert!(by.contains("backup"), "{by}"),
+    let exclusive = repo
+        .lock(true, "prune")
+        .await
+        .expect("prune beside backups");
+    let c = repo
+        .lock(false, "backup")
+        .await
+        .expect("backup beside prune");
+    // Exclusive locks (prune, check) exclude each other.
+    match repo.lock(true, "check").await {
+        Err(Error::Locked { by }) => assert!(by.contains("exclusive lock for prune"), "{by}"),
         other => panic!("expected Locked, got {other:?}"),
     }
-    a.release().await.expect("release");
-    b.release().await.expect("release");
-    let exclusive = repo.lock(true, "prune").await.expect("exclusive");
-    assert!(matches!(
-        repo.lock(false, "backup").await,
-        Err(Error::Locked { .. })
-    ));
     assert_eq!(
         repo.locks().await.expect("locks").len(),
-        1,
+        4,
         "failed attempts remove their lock"
     );
+    for guard in [a, b, c] {
+        guard.release().await.expect("release");
+    }
     exclusive.release().await.expect("release");
     assert!(repo.locks().await.expect("locks").is_empty());
 

@@ -4,15 +4,20 @@
 mod addon;
 mod backup;
 mod check;
+mod copy;
 mod dump;
+mod forget;
 mod init;
+mod key;
 mod ls;
 mod output;
 mod progress;
+mod prune;
 mod repo;
 mod restore;
 mod snapshots;
 mod stats;
+mod unlock;
 
 use std::process::ExitCode;
 
@@ -75,8 +80,19 @@ enum Command {
     Dump(dump::Args),
     /// Verify the repository's structure and, with --read-data, all data.
     Check(check::Args),
+    /// Remove snapshots by id or by a retention policy (--keep-*).
+    Forget(forget::Args),
     /// Show repository statistics.
     Stats(stats::Args),
+    /// Remove data no snapshot references (mark now, delete in a later prune).
+    Prune(prune::Args),
+    /// Remove stale locks.
+    Unlock(unlock::Args),
+    /// Manage the keys (passwords) of the repository.
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Copy snapshots to another repository.
+    Copy(copy::Args),
     /// Inspect addons.
     #[command(subcommand)]
     Addon(addon::Command),
@@ -129,7 +145,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Ls(args) => ls::run(g, args).await,
         Command::Dump(args) => dump::run(g, args).await,
         Command::Check(args) => check::run(g, args).await,
+        Command::Forget(args) => forget::run(g, args).await,
         Command::Stats(args) => stats::run(g, args).await,
+        Command::Prune(args) => prune::run(g, args).await,
+        Command::Unlock(args) => unlock::run(g, args).await,
+        Command::Key(cmd) => key::run(g, cmd).await,
+        Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
     }
 }

@@ -62,9 +62,9 @@ impl Loc {
         (self.slot_flags & ((1 << FLAG_BITS) - 1)) as u8
     }
 
-    /// Sets the given flag bits.
-    pub(super) fn set(&mut self, flags: u8) {
-        self.slot_flags |= u32::from(flags);
+    /// Clears the given flag bits.
+    pub(super) fn clear(&mut self, flags: u8) {
+        self.slot_flags &= !u32::from(flags);
     }
 }
 
@@ -329,10 +329,10 @@ mod tests {
 
     #[test]
     fn loc_packs_slot_and_flags() {
-        let mut l = Loc::new(MAX_PACKS as u32 - 1, TREE, 1, 2, 3);
-        assert_eq!((l.slot(), l.flags()), (MAX_PACKS as u32 - 1, TREE));
-        l.set(MARKED);
+        let mut l = Loc::new(MAX_PACKS as u32 - 1, TREE | MARKED, 1, 2, 3);
         assert_eq!((l.slot(), l.flags()), (MAX_PACKS as u32 - 1, TREE | MARKED));
+        l.clear(MARKED);
+        assert_eq!((l.slot(), l.flags()), (MAX_PACKS as u32 - 1, TREE));
         assert_eq!((l.offset, l.length, l.raw_length), (1, 2, 3));
         assert_eq!(size_of::<Record>(), 48);
     }

@@ -160,7 +160,10 @@ pub(crate) async fn fetch_run(repo: &Repository, run: Run) -> Vec<(BlobId, Resul
 }
 
 /// Fetches every blob of `ids` (in any order), [`CONCURRENCY`] range requests at a time.
-async fn fetch_all(repo: &Repository, ids: &[BlobId]) -> HashMap<BlobId, Result<Vec<u8>>> {
+pub(crate) async fn fetch_all(
+    repo: &Repository,
+    ids: &[BlobId],
+) -> HashMap<BlobId, Result<Vec<u8>>> {
     futures::stream::iter(plan(repo, ids))
         .map(|run| fetch_run(repo, run))
         .buffer_unordered(CONCURRENCY)

@@ -90,7 +90,7 @@ fn volumes(paths: &[PathBuf]) -> anyhow::Result<Vec<VolumeGrant>> {
 
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
-    let repo = super::repo::open_indexed(g).await?;
+    let (repo, lock) = super::repo::open_locked(g, "backup").await?;
     let runtime = crate::addons::runtime(g)?;
     let addon = crate::addons::load(&runtime, &args.addon)?;
     let info = addon.info().clone();
@@ -133,7 +133,6 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(stowaway_repository::hostname);
 
-    let lock = repo.lock(false, "backup").await?;
     let parent = find_parent(&repo, &args, &target, &hostname).await?;
     let backup = Arc::new(repo.start_backup(parent.as_ref())?);
     let counters = backup.progress();
@@ -219,6 +218,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         attributes: output.attributes,
         ..SnapshotMeta::default()
     };
+    lock.ensure_held()?;
     let snapshot = backup
         .commit(meta, components)
         .await

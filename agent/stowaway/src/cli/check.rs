@@ -36,8 +36,10 @@ impl CheckProgress for Phases {
 }
 
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
-    let repo = super::repo::open_indexed(g).await?;
-    let lock = repo.lock(false, "check").await?;
+    let repo = super::repo::open(g).await?;
+    // Exclusive against prune (which deletes packs a check would then miss), not against
+    // backups. The check loads the index itself.
+    let lock = repo.lock(true, "check").await?;
     let progress = Phases {
         show: !g.quiet && !g.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
         last: Arc::default(),
@@ -62,6 +64,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             })).collect::<Vec<_>>(),
             "unreferenced_packs": report.unreferenced_packs.len(),
             "index_files": report.index_files,
+            "marked_packs": report.marked_packs,
             "packs_checked": report.packs_checked,
             "blobs_checked": report.blobs_checked,
             "snapshots_checked": report.snapshots_checked,

@@ -1,7 +1,7 @@
 //! Opening the repository named on the command line.
 
 use anyhow::{Context, bail};
-use stowaway_repository::Repository;
+use stowaway_repository::{LockGuard, Repository};
 use stowaway_storage::Storage;
 use zeroize::Zeroizing;
 
@@ -15,17 +15,24 @@ pub(crate) fn storage(g: &Global) -> anyhow::Result<Storage> {
     Storage::from_url(url).with_context(|| format!("opening repository location {url}"))
 }
 
+/// A password from a file (one trailing line break removed; empty is refused).
+pub(crate) fn password_file(path: &std::path::Path) -> anyhow::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the password file {}", path.display()))?,
+    );
+    let password = text.strip_suffix('\n').unwrap_or(&text);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        bail!("the password file {} is empty", path.display());
+    }
+    Ok(Zeroizing::new(password.to_owned()))
+}
+
 /// The password from `--password-file` or `$STOWAWAY_PASSWORD`.
 pub(crate) fn password(g: &Global) -> anyhow::Result<Zeroizing<String>> {
     if let Some(path) = &g.password_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the password file {}", path.display()))?;
-        let password = text.strip_suffix('\n').unwrap_or(&text);
-        let password = password.strip_suffix('\r').unwrap_or(password);
-        if password.is_empty() {
-            bail!("the password file {} is empty", path.display());
-        }
-        return Ok(Zeroizing::new(password.to_owned()));
+        return password_file(path);
     }
     match std::env::var("STOWAWAY_PASSWORD") {
         Ok(p) if !p.is_empty() => Ok(Zeroizing::new(p)),
@@ -48,4 +55,17 @@ pub(crate) async fn open_indexed(g: &Global) -> anyhow::Result<Repository> {
     let repo = open(g).await?;
     repo.load_index().await.context("loading the index")?;
     Ok(repo)
+}
+
+/// Opens the repository, takes a shared lock for `operation`, then loads the index. The lock
+/// comes first: prune relies on lock times to know which processes may have seen packs it
+/// has marked since.
+pub(crate) async fn open_locked(
+    g: &Global,
+    operation: &str,
+) -> anyhow::Result<(Repository, LockGuard)> {
+    let repo = open(g).await?;
+    let lock = repo.lock(false, operation).await?;
+    repo.load_index().await.context("loading the index")?;
+    Ok((repo, lock))
 }

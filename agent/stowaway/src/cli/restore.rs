@@ -34,7 +34,7 @@ pub(crate) struct Args {
 
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
-    let repo = super::repo::open_indexed(g).await?;
+    let (repo, lock) = super::repo::open_locked(g, "restore").await?;
     let snapshot = repo.find_snapshot(&args.snapshot).await?;
     let components: Vec<ComponentRecord> = if args.components.is_empty() {
         snapshot.components.clone()
@@ -106,7 +106,6 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         }
     }
 
-    let lock = repo.lock(false, "restore").await?;
     let total: u64 = components.iter().map(|c| c.size).sum();
     let done = Arc::new(AtomicU64::new(0));
     let cancel = stowaway_runtime::CancelToken::new();

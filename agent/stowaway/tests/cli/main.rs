@@ -5,6 +5,10 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod copy;
+mod forget;
+mod keys;
+mod maintenance;
 mod util;
 
 use std::os::unix::fs::MetadataExt;
