@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of Stowaway on a fresh machine: installs the WebAssembly target, checks
-# formatting, lints the addons, and runs the host and addon test suites.
+# Runs every test of Stowaway on a fresh machine: installs the WebAssembly target and the test
+# servers (moto, Azurite: scripts/servers.sh), checks formatting, lints the addons, and runs
+# the host and addon test suites. With STOWAWAY_REQUIRE_SERVERS=1 (set by .ci/run) a missing
+# test server fails the storage tests instead of skipping them.
 #
 #   bash scripts/test.sh
 #
@@ -26,6 +28,10 @@ cargo clippy --manifest-path plugins/Cargo.toml --locked --workspace --all-targe
 
 step "addons: unit tests (native)"
 cargo test --manifest-path plugins/Cargo.toml --locked --workspace --lib
+
+step "test servers (moto, Azurite)"
+bash scripts/servers.sh install
+eval "$(bash scripts/servers.sh env)"
 
 step "host: all tests"
 cargo test --workspace --locked

@@ -44,9 +44,25 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Global {
-    /// Repository location: a path (local file system), file:///path or memory://.
+    /// Repository location: a path or file:///path, s3://bucket/prefix, gs://bucket/prefix,
+    /// azblob://container/prefix or memory://. S3 options go in the query, such as
+    /// ?endpoint=http://127.0.0.1:9000&region=us-east-1&path-style=true (docs/storage.md).
     #[arg(short = 'r', long = "repo", env = "STOWAWAY_REPOSITORY", global = true)]
     pub repo: Option<String>,
+    /// Storage credentials: a mounted Kubernetes Secret (one file per key, such as
+    /// AWS_ACCESS_KEY_ID) or a file of KEY=value lines; else from the environment.
+    #[arg(long, env = "STOWAWAY_STORAGE_CREDENTIALS", global = true)]
+    pub storage_credentials: Option<std::path::PathBuf>,
+    /// Never delete or overwrite repository files (locks excepted).
+    #[arg(long, env = "STOWAWAY_APPEND_ONLY", global = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub append_only: bool,
+    /// Limit uploads to this many KiB/s.
+    #[arg(long, value_name = "KiB/s", global = true)]
+    pub limit_upload: Option<u64>,
+    /// Limit downloads to this many KiB/s.
+    #[arg(long, value_name = "KiB/s", global = true)]
+    pub limit_download: Option<u64>,
     /// Read the repository password from this file (else $STOWAWAY_PASSWORD).
     #[arg(long, env = "STOWAWAY_PASSWORD_FILE", global = true)]
     pub password_file: Option<std::path::PathBuf>,

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use stowaway_repository::{LockGuard, Repository};
-use stowaway_storage::Storage;
+use stowaway_storage::{Storage, StorageOptions};
 use zeroize::Zeroizing;
 
 use super::Global;
@@ -12,7 +12,19 @@ pub(crate) fn storage(g: &Global) -> anyhow::Result<Storage> {
     let Some(url) = g.repo.as_deref() else {
         bail!("no repository given: use --repo PATH or set STOWAWAY_REPOSITORY");
     };
-    Storage::from_url(url).with_context(|| format!("opening repository location {url}"))
+    let kib = |limit: Option<u64>| limit.map(|k| k.saturating_mul(1024));
+    let options = StorageOptions {
+        append_only: g.append_only,
+        limit_upload: kib(g.limit_upload),
+        limit_download: kib(g.limit_download),
+        credentials: g.storage_credentials.clone(),
+        ..StorageOptions::default()
+    };
+    if options.limit_upload == Some(0) || options.limit_download == Some(0) {
+        bail!("--limit-upload and --limit-download take a rate above 0 KiB/s");
+    }
+    Storage::from_url_with(url, &options)
+        .with_context(|| format!("opening repository location {url}"))
 }
 
 /// A password from a file (one trailing line break removed; empty is refused).

@@ -9,6 +9,7 @@ mod copy;
 mod forget;
 mod keys;
 mod maintenance;
+mod storage;
 mod util;
 
 use std::os::unix::fs::MetadataExt;
