@@ -61,7 +61,6 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         },
         chunker,
         pack_size: args.pack_size.unwrap_or(InitOptions::default().pack_size),
-        ..InitOptions::default()
     };
     let repo = Repository::init(storage, &password, options)
         .await
