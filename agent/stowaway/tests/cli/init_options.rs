@@ -26,7 +26,11 @@ fn hidden_chunk_and_pack_sizes_reach_the_config_and_the_chunker() {
         serde_json::from_slice(&std::fs::read(env.repo.join("config")).unwrap()).unwrap();
     let chunker = &config["chunker"];
     assert_eq!(
-        (&chunker["min_size"], &chunker["avg_size"], &chunker["max_size"]),
+        (
+            &chunker["min_size"],
+            &chunker["avg_size"],
+            &chunker["max_size"]
+        ),
         (&128.into(), &256.into(), &1024.into()),
         "{config}"
     );
@@ -35,10 +39,16 @@ fn hidden_chunk_and_pack_sizes_reach_the_config_and_the_chunker() {
     env.ok(&["backup", src.to_str().unwrap(), "-q"]);
     let stats = env.json(&["stats", "--json"]);
     let blobs = stats["data_blobs"].as_u64().unwrap();
-    assert!((64..=512).contains(&blobs), "64 KiB in chunks of 128..1024 B: {stats}");
+    assert!(
+        (64..=512).contains(&blobs),
+        "64 KiB in chunks of 128..1024 B: {stats}"
+    );
 
     let help = env.ok(&["init", "--help"]);
-    assert!(!help.contains("chunk-min") && !help.contains("pack-size"), "{help}");
+    assert!(
+        !help.contains("chunk-min") && !help.contains("pack-size"),
+        "{help}"
+    );
 }
 
 #[test]
