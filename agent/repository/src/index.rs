@@ -75,9 +75,9 @@ pub struct PackInfo {
 /// is unmarked if any listing leaves it unmarked, as prune reads it: a compaction
 /// interrupted before its last file (the one with `supersedes`) has not committed its marks.
 ///
-/// Memory: a sorted array of 48-byte records, 2–4 bytes of bucket table and a hash overlay
-/// of recent additions (at most 1/16 of the blobs, merged in place when full): 51–60 bytes
-/// per blob, reported by [`Index::heap_bytes`].
+/// Memory: a sorted array of 48-byte records, a tag byte and 2–4 bytes of bucket table per
+/// blob, and a hash overlay of recent additions (at most 1/16 of the blobs, merged in place
+/// when full): 52–60 bytes per blob, reported by [`Index::heap_bytes`].
 #[derive(Debug, Default)]
 pub struct Index {
     table: BlobTable,
