@@ -3,7 +3,7 @@
 mod id_hash;
 mod table;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
@@ -67,21 +67,21 @@ pub struct PackInfo {
 /// The in-memory index: blob id → location.
 ///
 /// Each blob has one *primary* location: the first copy loaded from an unmarked pack, or,
-/// while every copy seen is in marked packs, the first marked one. Other unmarked copies are
-/// kept aside (rare: concurrent backups, or a pack and its repacked successor) so that the
-/// primary can move to one of them if its own pack gets marked later.
+/// while every copy seen is in marked packs, the first marked one. Other copies are kept
+/// aside (rare: concurrent backups, or a pack and its repacked successor) so that the
+/// primary can move if its pack's mark changes.
 ///
 /// A pack listed several times (in several index files) keeps its first listing's blobs; it
-/// is marked if any listing marks it, so a half-finished prune errs on the side of not
-/// deduplicating against a pack it is about to delete.
+/// is unmarked if any listing leaves it unmarked, as prune reads it: a compaction
+/// interrupted before its last file (the one with `supersedes`) has not committed its marks.
 ///
-/// Memory: a sorted array of 48-byte records, 1–2 bytes of bucket table and a hash overlay
-/// of recent additions (at most 1/16 of the blobs, merged in place when full): 50–58 bytes
-/// per blob, reported by [`Index::heap_bytes`].
+/// Memory: a sorted array of 48-byte records, a tag byte and 2–4 bytes of bucket table per
+/// blob, and a hash overlay of recent additions (at most 1/16 of the blobs, merged in place
+/// when full): 52–60 bytes per blob, reported by [`Index::heap_bytes`].
 #[derive(Debug, Default)]
 pub struct Index {
     table: BlobTable,
-    /// Unmarked copies other than the primary, in load order.
+    /// Copies other than the primary, in load order.
     copies: Vec<(BlobId, Loc)>,
     packs: Vec<PackInfo>,
     pack_slots: HashMap<PackId, u32, IdBuildHasher>,
@@ -157,12 +157,13 @@ impl Index {
 
     /// Adds one pack and its blobs; `marked` = the pack is marked for deletion.
     ///
-    /// A pack already known keeps its blobs; adding it again as marked marks it (it is never
-    /// unmarked). A blob already known keeps its first unmarked location.
+    /// A pack already known keeps its blobs; adding it again unmarked unmarks it (a marked
+    /// listing never marks a pack that another listing has as live). A blob already known
+    /// keeps its first unmarked location.
     pub fn add_pack(&mut self, id: PackId, size: u64, blobs: &[PackEntry], marked: bool) {
         if let Some(&slot) = self.pack_slots.get(&id) {
-            if marked {
-                self.mark(slot);
+            if !marked {
+                self.unmark(slot);
             }
             return;
         }
@@ -191,57 +192,46 @@ impl Index {
                 entry.length,
                 entry.raw_length,
             );
-            match self.table.get_mut(&entry.id) {
-                None => self.table.insert_new(entry.id, loc),
-                Some(primary) => {
-                    if primary.slot() == slot || marked {
-                        // The same pack twice, or a marked copy of a blob that has a copy.
-                    } else if primary.flags() & MARKED != 0 {
-                        *primary = loc;
-                    } else {
-                        self.copies.push((entry.id, loc));
-                    }
+            if let Some(primary) = self.table.insert_or_get(entry.id, loc) {
+                if primary.slot() == slot {
+                    // The same blob twice in one pack: nothing new.
+                } else if primary.flags() & MARKED != 0 && !marked {
+                    self.copies.push((entry.id, *primary));
+                    *primary = loc;
+                } else {
+                    self.copies.push((entry.id, loc));
                 }
             }
         }
     }
 
-    /// Marks a known pack: its blobs move to another unmarked copy where there is one.
-    fn mark(&mut self, slot: u32) {
+    /// Unmarks a known pack, and makes its copies primary where the primary is marked.
+    fn unmark(&mut self, slot: u32) {
         let Some(pack) = self.packs.get_mut(slot as usize) else {
             return;
         };
-        if pack.marked {
+        if !pack.marked {
             return;
         }
-        pack.marked = true;
-        tracing::debug!(pack = %pack.id, "pack marked for deletion");
-        self.copies.retain(|(_, loc)| loc.slot() != slot);
-        let mut first_copy: HashMap<BlobId, usize, IdBuildHasher> = HashMap::default();
-        for (i, (id, _)) in self.copies.iter().enumerate() {
-            first_copy.entry(*id).or_insert(i);
-        }
-        let mut used = HashSet::new();
-        let copies = &self.copies;
-        self.table.for_each_mut(|id, loc| {
-            if loc.slot() != slot {
-                return;
+        pack.marked = false;
+        tracing::debug!(pack = %pack.id, "pack listed as live again");
+        let mut in_pack: HashMap<BlobId, usize, IdBuildHasher> = HashMap::default();
+        for (i, (id, loc)) in self.copies.iter_mut().enumerate() {
+            if loc.slot() == slot {
+                loc.clear(MARKED);
+                in_pack.entry(*id).or_insert(i);
             }
-            match first_copy.get(id) {
-                Some(&i) => {
-                    *loc = copies[i].1;
-                    used.insert(i);
-                }
-                None => loc.set(MARKED),
+        }
+        let copies = &mut self.copies;
+        self.table.for_each_mut(|id, loc| {
+            if loc.slot() == slot {
+                loc.clear(MARKED);
+            } else if loc.flags() & MARKED != 0
+                && let Some(&i) = in_pack.get(id)
+            {
+                std::mem::swap(loc, &mut copies[i].1);
             }
         });
-        if !used.is_empty() {
-            let mut i = 0;
-            self.copies.retain(|_| {
-                i += 1;
-                !used.contains(&(i - 1))
-            });
-        }
     }
 
     /// Adds every pack of an index file.
@@ -308,5 +298,67 @@ mod tests {
         assert!(index.packs()[0].marked);
         assert!(!index.contains(&blob));
         assert!(index.get(&blob).is_some());
+    }
+
+    fn listing(id: PackId, blob: BlobId, marked: bool) -> IndexPack {
+        IndexPack {
+            id,
+            size: 10,
+            blobs: vec![PackEntry {
+                blob_type: BlobType::Data,
+                id: blob,
+                offset: 0,
+                length: 10,
+                raw_length: 5,
+                compressed: false,
+            }],
+            marked: marked.then(jiff::Timestamp::now),
+        }
+    }
+
+    /// `load_index` streams the files into the index, yet leaves out superseded files, which
+    /// it can only know once the superseding file is read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn load_index_leaves_out_superseded_files() {
+        let options = crate::InitOptions {
+            kdf: crate::KdfParams::insecure_fast(),
+            ..crate::InitOptions::default()
+        };
+        let storage = stowaway_storage::Storage::memory();
+        let repo = crate::Repository::init(storage, "pw", options)
+            .await
+            .unwrap();
+        let (p, q) = (PackId::from_bytes([1; 32]), PackId::from_bytes([2; 32]));
+        let (x, y) = (BlobId::from_bytes([7; 32]), BlobId::from_bytes([8; 32]));
+        let old = IndexFile {
+            packs: vec![listing(p, x, false)],
+            supersedes: Vec::new(),
+        };
+        let old = repo.save_index_file(&old).await.unwrap();
+        let other = IndexFile {
+            packs: vec![listing(q, y, false)],
+            supersedes: Vec::new(),
+        };
+        repo.save_index_file(&other).await.unwrap();
+        repo.load_index().await.unwrap();
+        assert!(repo.index().contains(&x), "p is live before the compaction");
+
+        // A compaction marks p: its file supersedes the old one, which is still there.
+        let compacted = IndexFile {
+            packs: vec![listing(p, x, true)],
+            supersedes: vec![old],
+        };
+        repo.save_index_file(&compacted).await.unwrap();
+        repo.load_index().await.unwrap();
+        let index = repo.index();
+        assert!(
+            index.packs().iter().any(|i| i.id == p && i.marked),
+            "{:?}",
+            index.packs()
+        );
+        assert!(!index.contains(&x), "the live listing of p was superseded");
+        assert_eq!(index.get(&x).map(|l| l.pack), Some(p));
+        assert!(index.contains(&y));
+        assert_eq!((index.len(), index.packs().len()), (2, 2));
     }
 }

@@ -1,5 +1,6 @@
 //! [`Repository`]: an opened repository (config, keys, index) on a [`Storage`].
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -203,41 +204,80 @@ impl Repository {
     }
 
     /// Reads every index file in effect (concurrently) and replaces the in-memory index.
+    ///
+    /// Each file is added to the index and dropped as soon as it is decoded, so the peak is
+    /// the index plus the files in flight, not the index plus every decoded file. A file
+    /// that another file supersedes is known only once both are read: when one was added
+    /// (a prune's compaction that is unfinished or running), the index is built again
+    /// without the superseded files.
     pub async fn load_index(&self) -> Result<()> {
-        let files = self.read_index_set().await?.files;
-        let mut index = Index::default();
-        for (_, file) in &files {
-            index.add_file(file);
+        let mut skip = HashSet::new();
+        loop {
+            let mut index = Index::default();
+            let mut added = Vec::new();
+            let mut supersedes = HashSet::new();
+            self.for_each_index_file(&skip, |id, file| {
+                supersedes.extend(file.supersedes.iter().copied());
+                added.push(id);
+                index.add_file(&file);
+            })
+            .await?;
+            if added.iter().any(|id| supersedes.contains(id)) {
+                tracing::debug!(
+                    superseded = supersedes.len(),
+                    "superseded index files were read; loading again without them"
+                );
+                skip.extend(supersedes);
+                continue;
+            }
+            tracing::debug!(
+                files = added.len(),
+                blobs = index.len(),
+                packs = index.packs().len(),
+                heap_bytes = index.heap_bytes(),
+                "loaded index"
+            );
+            *self.index_mut() = index;
+            self.inner.index_loaded.store(true, Ordering::Release);
+            return Ok(());
         }
-        tracing::debug!(
-            files = files.len(),
-            blobs = index.len(),
-            packs = index.packs().len(),
-            "loaded index"
-        );
-        *self.index_mut() = index;
-        self.inner.index_loaded.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// Reads and decodes every index file.
     pub(crate) async fn read_index_files(&self) -> Result<Vec<(IndexId, IndexFile)>> {
+        let mut files = Vec::new();
+        self.for_each_index_file(&HashSet::new(), |id, file| files.push((id, file)))
+            .await?;
+        Ok(files)
+    }
+
+    /// Reads and decodes every index file not in `skip` (concurrently) and hands each to `f`
+    /// in the order they arrive.
+    pub(crate) async fn for_each_index_file(
+        &self,
+        skip: &HashSet<IndexId>,
+        mut f: impl FnMut(IndexId, IndexFile),
+    ) -> Result<()> {
         let listing = self.storage().list(INDEX_DIR).await?;
-        futures::stream::iter(listing)
-            .filter_map(|info| async move {
-                let name = info.key.rsplit('/').next().unwrap_or_default();
-                match name.parse::<IndexId>() {
-                    Ok(id) => Some(id),
-                    Err(_) => {
-                        tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
-                        None
+        let mut files = std::pin::pin!(
+            futures::stream::iter(listing)
+                .filter_map(|info| async move {
+                    let name = info.key.rsplit('/').next().unwrap_or_default();
+                    match name.parse::<IndexId>() {
+                        Ok(id) => (!skip.contains(&id)).then_some(id),
+                        Err(_) => {
+                            tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
+                            None
+                        }
                     }
-                }
-            })
-            .map(|id| async move { self.read_index_file(&id).await.map(|f| (id, f)) })
-            .buffer_unordered(LOAD_CONCURRENCY)
-            .try_collect()
-            .await
+                })
+                .map(|id| async move { self.read_index_file(&id).await.map(|f| (id, f)) })
+                .buffer_unordered(LOAD_CONCURRENCY)
+        );
+        while let Some((id, file)) = files.try_next().await? {
+            f(id, file);
+        }
+        Ok(())
     }
 
     pub(crate) async fn read_index_file(&self, id: &IndexId) -> Result<IndexFile> {

@@ -163,54 +163,52 @@ fn an_unmarked_copy_is_preferred_in_either_order() {
 }
 
 #[test]
-fn marking_a_known_pack_moves_blobs_to_another_copy() {
+fn a_live_listing_wins_over_a_marked_one() {
+    // Live first: a later marked listing (an unfinished compaction) does not mark it.
     let mut index = Index::default();
-    index.add_pack(
-        pack(1),
-        100,
-        &[entry(blob(1), 0), entry(blob(2), 10)],
-        false,
-    );
-    index.add_pack(pack(2), 100, &[entry(blob(1), 20)], false);
-    index.add_pack(pack(3), 100, &[entry(blob(1), 30)], false);
-    assert_eq!(pack_of(&index, 1), Some(pack(1)));
-
-    // A second index file lists pack 1 as marked (prune's rewrite), with no blobs.
-    index.add_pack(pack(1), 100, &[], true);
-    assert!(marked(&index, 1));
-    assert!(index.contains(&blob(1)));
-    assert_eq!(
-        pack_of(&index, 1),
-        Some(pack(2)),
-        "the next copy in load order"
-    );
-    assert!(
-        !index.contains(&blob(2)),
-        "blob 2 lives only in the marked pack"
-    );
-    assert_eq!(pack_of(&index, 2), Some(pack(1)));
-
-    index.add_pack(pack(2), 100, &[entry(blob(1), 20)], true);
-    assert_eq!(pack_of(&index, 1), Some(pack(3)));
+    index.add_pack(pack(1), 100, &[entry(blob(1), 0)], false);
+    index.add_pack(pack(1), 100, &[entry(blob(1), 0)], true);
+    assert!(!marked(&index, 1));
     assert!(index.contains(&blob(1)));
 
-    index.add_pack(pack(3), 100, &[entry(blob(1), 30)], true);
+    // Marked first: a later live listing unmarks it and its blobs.
+    let mut index = Index::default();
+    index.add_pack(pack(1), 100, &[entry(blob(1), 0)], true);
     assert!(!index.contains(&blob(1)));
-    assert!(
-        index.get(&blob(1)).is_some(),
-        "a marked copy is still found"
-    );
-    assert_eq!(index.len(), 2);
-    assert_eq!(index.packs().len(), 3, "re-listing adds no pack");
+    index.add_pack(pack(1), 100, &[], false);
+    assert!(!marked(&index, 1));
+    assert!(index.contains(&blob(1)));
+    assert_eq!(pack_of(&index, 1), Some(pack(1)));
 }
 
 #[test]
-fn a_marked_pack_stays_marked() {
+fn unmarking_a_pack_makes_its_copies_primary() {
     let mut index = Index::default();
     index.add_pack(pack(1), 100, &[entry(blob(1), 0)], true);
-    index.add_pack(pack(1), 100, &[entry(blob(1), 0)], false);
-    assert!(marked(&index, 1), "any listing that marks a pack wins");
-    assert!(!index.contains(&blob(1)));
+    index.add_pack(pack(2), 100, &[entry(blob(1), 20), entry(blob(2), 0)], true);
+    index.add_pack(pack(3), 100, &[entry(blob(3), 0)], false);
+    assert!(!index.contains(&blob(1)) && !index.contains(&blob(2)));
+    assert_eq!(pack_of(&index, 1), Some(pack(1)), "first marked copy");
+
+    index.add_pack(pack(2), 100, &[], false);
+    assert!(!marked(&index, 2) && marked(&index, 1));
+    assert!(index.contains(&blob(1)) && index.contains(&blob(2)));
+    assert_eq!(pack_of(&index, 1), Some(pack(2)), "the live copy");
+    assert_eq!(index.get(&blob(1)).map(|l| l.offset), Some(20));
+    assert_eq!(pack_of(&index, 2), Some(pack(2)));
+    assert_eq!(index.len(), 3);
+    let mut all: Vec<(BlobId, PackId)> = index.blobs().map(|(id, l)| (id, l.pack)).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![(blob(1), pack(2)), (blob(2), pack(2)), (blob(3), pack(3))],
+        "one location per blob, the one get returns"
+    );
+
+    // Unmarking the first pack too keeps the live primary.
+    index.add_pack(pack(1), 100, &[], false);
+    assert_eq!(pack_of(&index, 1), Some(pack(2)));
+    assert_eq!(index.packs().len(), 3, "re-listing adds no pack");
 }
 
 #[test]

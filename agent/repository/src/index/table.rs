@@ -1,13 +1,18 @@
 //! The blob table: one record per blob id, in a sorted dense part plus a small hash overlay.
 //!
 //! The sorted part is one array of 48-byte records (32-byte id, pack slot with 3 flag bits,
-//! offset, length, plaintext length; no padding) and a bucket table over the top bits of the ids that narrows a lookup to
-//! 2–4 records before the binary search. New blobs go to the overlay (a hash map) and are
-//! merged into the sorted part once the overlay holds 1/16 of it, so inserting one blob at a
-//! time costs amortized O(1) moves while the overlay adds at most a few bytes per blob.
+//! offset, length, plaintext length; no padding), a parallel array of one-byte tags and a
+//! bucket table over the top bits of the ids with about one record per bucket. A lookup reads
+//! the bucket, scans its 1–2 tags and reads a record only when a tag matches: an absent id
+//! costs no access outside the small, cache-resident arrays, a present one a single record.
+//!
+//! New blobs go to the overlay (a hash map) and are merged into the sorted part once the
+//! overlay holds 1/16 of it, so inserting one blob at a time costs amortized O(1) moves while
+//! the overlay adds at most a few bytes per blob.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::mem::size_of;
 
 use super::id_hash::IdBuildHasher;
@@ -57,9 +62,9 @@ impl Loc {
         (self.slot_flags & ((1 << FLAG_BITS) - 1)) as u8
     }
 
-    /// Sets the given flag bits.
-    pub(super) fn set(&mut self, flags: u8) {
-        self.slot_flags |= u32::from(flags);
+    /// Clears the given flag bits.
+    pub(super) fn clear(&mut self, flags: u8) {
+        self.slot_flags &= !u32::from(flags);
     }
 }
 
@@ -73,7 +78,7 @@ struct Record {
 /// The overlay is merged once it holds this many blobs or 1/16 of the sorted part.
 const MIN_OVERLAY: usize = 4096;
 /// The sorted part has one bucket per this many blobs (rounded down to a power of two).
-const BLOBS_PER_BUCKET: usize = 2;
+const BLOBS_PER_BUCKET: usize = 1;
 /// At most 2^24 buckets (64 MiB of table for 64M+ blobs).
 const MAX_BUCKET_BITS: u32 = 24;
 
@@ -82,6 +87,10 @@ const MAX_BUCKET_BITS: u32 = 24;
 pub(super) struct BlobTable {
     /// Sorted by id.
     records: Vec<Record>,
+    /// `tags[i]` = [`tag_of`] `records[i].id`: scanned before any record is read, so a
+    /// lookup of an absent id usually touches only the bucket table and this array, both
+    /// small enough to stay in cache.
+    tags: Vec<u8>,
     /// `buckets[b]..buckets[b + 1]` is the range of records whose ids' top `bits` bits are `b`.
     buckets: Vec<u32>,
     bits: u32,
@@ -97,6 +106,14 @@ fn bucket_of(id: &BlobId, bits: u32) -> usize {
     let prefix = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     (prefix >> (32 - bits)) as usize
 }
+
+/// A byte of the id below the bucket bits (which are at most the first 3 bytes).
+fn tag_of(id: &BlobId) -> u8 {
+    id.as_bytes()[4]
+}
+
+/// Above this many records in a bucket (uneven ids), binary search instead of scanning tags.
+const MAX_SCAN: usize = 16;
 
 /// Orders ids as `Ord` does (bytewise), deciding on the first 8 bytes as one integer: ids
 /// are uniform, so the rest is almost never read, and no `memcmp` call is made.
@@ -165,10 +182,14 @@ impl BlobTable {
             let b = bucket_of(id, self.bits);
             (self.buckets[b] as usize, self.buckets[b + 1] as usize)
         };
-        self.records[lo..hi]
-            .binary_search_by(|r| cmp_ids(&r.id, id))
-            .ok()
-            .map(|i| lo + i)
+        if hi - lo > MAX_SCAN {
+            return self.records[lo..hi]
+                .binary_search_by(|r| cmp_ids(&r.id, id))
+                .ok()
+                .map(|i| lo + i);
+        }
+        let tag = tag_of(id);
+        (lo..hi).find(|&i| self.tags[i] == tag && self.records[i].id == *id)
     }
 
     /// The location of `id`.
@@ -182,21 +203,23 @@ impl BlobTable {
         self.overlay.get(id).copied()
     }
 
-    /// Mutable access to the location of `id`.
-    pub(super) fn get_mut(&mut self, id: &BlobId) -> Option<&mut Loc> {
-        if let Some(i) = self.position(id) {
+    /// Inserts `id` at `loc` if it is new (and returns `None`), else returns its current
+    /// location for the caller to update. One hash operation for a new blob.
+    pub(super) fn insert_or_get(&mut self, id: BlobId, loc: Loc) -> Option<&mut Loc> {
+        if let Some(i) = self.position(&id) {
             return Some(&mut self.records[i].loc);
         }
-        self.overlay.get_mut(id)
-    }
-
-    /// Inserts a blob that is not in the table (the caller checked with [`Self::get_mut`]).
-    pub(super) fn insert_new(&mut self, id: BlobId, loc: Loc) {
-        debug_assert!(self.position(&id).is_none(), "insert_new of a known blob");
-        self.overlay.insert(id, loc);
-        if self.overlay.len() >= MIN_OVERLAY.max(self.records.len() / 16) {
+        let limit = MIN_OVERLAY.max(self.records.len() / 16);
+        if let Entry::Vacant(e) = self.overlay.entry(id) {
+            e.insert(loc);
+        } else {
+            // A duplicate (rare): a second lookup keeps the borrow checker happy.
+            return self.overlay.get_mut(&id);
+        }
+        if self.overlay.len() >= limit {
             self.merge();
         }
+        None
     }
 
     /// Calls `f` on every record (sorted part in id order, then the overlay).
@@ -218,6 +241,7 @@ impl BlobTable {
     /// Heap bytes: exact for the arrays, approximate for the overlay.
     pub(super) fn heap_bytes(&self) -> usize {
         self.records.capacity() * size_of::<Record>()
+            + self.tags.capacity()
             + self.buckets.capacity() * size_of::<u32>()
             + hash_table_bytes(self.overlay.capacity(), size_of::<(BlobId, Loc)>())
     }
@@ -238,12 +262,16 @@ impl BlobTable {
         let total = old + new.len();
         self.records.reserve_exact(new.len());
         self.records.resize(total, Record::default());
+        self.tags.reserve_exact(new.len());
+        self.tags.resize(total, 0);
         // Sorted records [0, end) are still unplaced; new record j lands after j others.
         let mut end = old;
         for (j, record) in new.iter().enumerate().rev() {
             let at = gallop_back(&self.records[..end], &record.id);
             self.records.copy_within(at..end, at + j + 1);
+            self.tags.copy_within(at..end, at + j + 1);
             self.records[at + j] = *record;
+            self.tags[at + j] = tag_of(&record.id);
             end = at;
         }
         let bits = bits_for(total);
@@ -301,10 +329,10 @@ mod tests {
 
     #[test]
     fn loc_packs_slot_and_flags() {
-        let mut l = Loc::new(MAX_PACKS as u32 - 1, TREE, 1, 2, 3);
-        assert_eq!((l.slot(), l.flags()), (MAX_PACKS as u32 - 1, TREE));
-        l.set(MARKED);
+        let mut l = Loc::new(MAX_PACKS as u32 - 1, TREE | MARKED, 1, 2, 3);
         assert_eq!((l.slot(), l.flags()), (MAX_PACKS as u32 - 1, TREE | MARKED));
+        l.clear(MARKED);
+        assert_eq!((l.slot(), l.flags()), (MAX_PACKS as u32 - 1, TREE));
         assert_eq!((l.offset, l.length, l.raw_length), (1, 2, 3));
         assert_eq!(size_of::<Record>(), 48);
     }
@@ -321,7 +349,7 @@ mod tests {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let prefix = if n % 2 == 0 { x >> 8 } else { x };
             let id = id(prefix, u64::from(n));
-            table.insert_new(id, loc(n));
+            assert!(table.insert_or_get(id, loc(n)).is_none());
             all.push((id, n));
         }
         assert!(table.overlay.len() < table.records.len() / 8, "merged");
@@ -335,6 +363,14 @@ mod tests {
             assert_eq!(table.get(id), Some(loc(*n)), "{id:?}");
         }
         assert_eq!(table.get(&id(0xdead_beef, 1 << 40)), None);
+        assert!(
+            table
+                .records
+                .iter()
+                .zip(&table.tags)
+                .all(|(r, t)| tag_of(&r.id) == *t),
+            "tags follow their records"
+        );
         assert_eq!(table.iter().count(), all.len());
     }
 
@@ -342,7 +378,7 @@ mod tests {
     fn bucket_table_matches_ranges() {
         let mut table = BlobTable::default();
         for n in 0..10_000u32 {
-            table.insert_new(id(n.wrapping_mul(2_654_435_761), 0), loc(n));
+            table.insert_or_get(id(n.wrapping_mul(2_654_435_761), 0), loc(n));
         }
         table.merge();
         assert_eq!(table.buckets.len(), (1 << table.bits) + 1);

@@ -1,7 +1,7 @@
 //! `stowaway init`.
 
 use anyhow::Context;
-use stowaway_repository::{InitOptions, KdfParams, Repository};
+use stowaway_repository::{ChunkerConfig, InitOptions, KdfParams, Repository};
 
 use super::{Global, output};
 
@@ -20,6 +20,18 @@ pub(crate) struct Args {
     /// Argon2id passes.
     #[arg(long, default_value_t = KdfParams::default().iterations, value_parser = clap::value_parser!(u32).range(1..))]
     kdf_iterations: u32,
+    /// Minimum chunk size in bytes (for benchmarks and tests).
+    #[arg(long, hide = true)]
+    chunk_min: Option<u32>,
+    /// Average chunk size in bytes (for benchmarks and tests).
+    #[arg(long, hide = true)]
+    chunk_avg: Option<u32>,
+    /// Maximum chunk size in bytes (for benchmarks and tests).
+    #[arg(long, hide = true)]
+    chunk_max: Option<u32>,
+    /// Target pack size in bytes (for benchmarks and tests).
+    #[arg(long, hide = true)]
+    pack_size: Option<u32>,
 }
 
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
@@ -32,6 +44,13 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     } else {
         super::repo::password(g)?.to_string()
     };
+    let default = ChunkerConfig::default();
+    let chunker = ChunkerConfig {
+        min_size: args.chunk_min.unwrap_or(default.min_size),
+        avg_size: args.chunk_avg.unwrap_or(default.avg_size),
+        max_size: args.chunk_max.unwrap_or(default.max_size),
+        ..default
+    };
     let options = InitOptions {
         encryption: !args.insecure_no_encryption,
         compression_level: args.compression_level,
@@ -40,7 +59,8 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             iterations: args.kdf_iterations,
             ..KdfParams::default()
         },
-        ..InitOptions::default()
+        chunker,
+        pack_size: args.pack_size.unwrap_or(InitOptions::default().pack_size),
     };
     let repo = Repository::init(storage, &password, options)
         .await

@@ -7,6 +7,7 @@
 
 mod copy;
 mod forget;
+mod init_options;
 mod keys;
 mod maintenance;
 mod storage;
