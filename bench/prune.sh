@@ -101,9 +101,9 @@ R_SIZE=$(du -sm "$BENCH_DIR/repo-restic" | cut -f1)
 mkdir -p "$BENCH_DIR/restore-stowaway" "$BENCH_DIR/restore-restic"
 "${S[@]}" restore latest --target "$BENCH_DIR/restore-stowaway" >/dev/null || die "stowaway restore"
 "${R[@]}" restore latest --target "$BENCH_DIR/restore-restic" >/dev/null || die "restic restore"
-diff -r "$DATA" "$BENCH_DIR/restore-stowaway/data" >/dev/null || die "stowaway restore differs"
+diff -r --no-dereference "$DATA" "$BENCH_DIR/restore-stowaway/data" >/dev/null || die "stowaway restore differs"
 restored_restic=$(find "$BENCH_DIR/restore-restic" -maxdepth 6 -type d -name data -print -quit)
-diff -r "$DATA" "$restored_restic" >/dev/null || die "restic restore differs"
+diff -r --no-dereference "$DATA" "$restored_restic" >/dev/null || die "restic restore differs"
 
 s_mark=${T[stowaway.mark]% *} s_del=${T[stowaway.delete]% *} r=${T[restic.prune]% *}
 s_rss=$(( ${T[stowaway.mark]#* } > ${T[stowaway.delete]#* } ? ${T[stowaway.mark]#* } : ${T[stowaway.delete]#* } ))

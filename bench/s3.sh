@@ -85,9 +85,9 @@ timed restic.backup env -C "$parent" restic -q backup "$name"
 mkdir -p "$BENCH_DIR/restore-stowaway" "$BENCH_DIR/restore-restic"
 timed stowaway.restore "$STOWAWAY" -q restore latest --target "$BENCH_DIR/restore-stowaway"
 timed restic.restore restic -q restore latest --target "$BENCH_DIR/restore-restic"
-diff -r "$CORPUS" "$BENCH_DIR/restore-stowaway/$name" >/dev/null || die "stowaway restore differs"
+diff -r --no-dereference "$CORPUS" "$BENCH_DIR/restore-stowaway/$name" >/dev/null || die "stowaway restore differs"
 restored=$(find "$BENCH_DIR/restore-restic" -maxdepth 8 -type d -name "$name" -print -quit)
-diff -r "$CORPUS" "$restored" >/dev/null || die "restic restore differs"
+diff -r --no-dereference "$CORPUS" "$restored" >/dev/null || die "restic restore differs"
 rm -rf "$BENCH_DIR/restore-"*
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
