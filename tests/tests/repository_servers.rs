@@ -50,6 +50,11 @@ async fn read(repo: &Repository, snapshot: &Snapshot) -> Vec<u8> {
     .expect("join")
 }
 
+async fn pack_bytes(storage: &Storage) -> u64 {
+    let packs = storage.list("data").await.expect("list");
+    packs.iter().map(|o| o.size).sum()
+}
+
 fn prune_now() -> PruneOptions {
     PruneOptions {
         max_unused: MaxUnused::Bytes(0),
@@ -73,13 +78,7 @@ async fn life_cycle(storage: Storage) {
     let new_data = conformance::test_data(5 << 20, 2).to_vec();
     let old = backup(&repo, "old", old_data).await;
     let new = backup(&repo, "new", new_data.clone()).await;
-    let before: u64 = storage
-        .list("data")
-        .await
-        .expect("list")
-        .iter()
-        .map(|o| o.size)
-        .sum();
+    let before = pack_bytes(&storage).await;
 
     let reopened = Repository::open(storage.clone(), PASSWORD)
         .await
@@ -89,13 +88,7 @@ async fn life_cycle(storage: Storage) {
     assert!(marked.marked_packs > 0, "{marked:?}");
     let deleted = reopened.prune(&prune_now(), &()).await.expect("prune");
     assert_eq!(deleted.deleted_packs, marked.marked_packs, "{deleted:?}");
-    let after: u64 = storage
-        .list("data")
-        .await
-        .expect("list")
-        .iter()
-        .map(|o| o.size)
-        .sum();
+    let after = pack_bytes(&storage).await;
     assert!(after < before, "{before} -> {after}");
 
     let report = reopened

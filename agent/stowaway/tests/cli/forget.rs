@@ -2,16 +2,6 @@
 
 use crate::util::{Env, corpus};
 
-/// Ids (full hex) of the snapshots in the repository, oldest first.
-fn snapshot_ids(env: &Env) -> Vec<String> {
-    env.json(&["snapshots", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// A repository with five backups of one directory, tagged
 /// `nightly`, -, -, `weekly`, - (oldest first), and one of another host.
 fn five_backups(env: &Env) -> (Vec<String>, String) {
@@ -25,9 +15,10 @@ fn five_backups(env: &Env) -> (Vec<String>, String) {
         }
         env.ok(&args);
     }
-    let ids = snapshot_ids(env);
+    let ids = env.snapshot_ids();
     env.ok(&["backup", src.to_str().unwrap(), "-q", "--host", "elsewhere"]);
-    let other = snapshot_ids(env)
+    let other = env
+        .snapshot_ids()
         .into_iter()
         .find(|id| !ids.contains(id))
         .unwrap();
@@ -78,7 +69,7 @@ fn a_policy_keeps_the_newest_and_the_tagged_snapshots_per_host() {
             (ids[0].as_str(), vec!["tag nightly"]),
         ]
     );
-    assert_eq!(snapshot_ids(&env).len(), 6, "a dry run removed snapshots");
+    assert_eq!(env.snapshot_ids().len(), 6, "a dry run removed snapshots");
 
     // The text of a dry run names each snapshot's action and reasons.
     let mut args = vec!["forget", "--dry-run"];
@@ -101,14 +92,14 @@ fn a_policy_keeps_the_newest_and_the_tagged_snapshots_per_host() {
     assert!(line(&ids[0]).contains("keep") && line(&ids[0]).ends_with("tag nightly"));
     assert!(line(&ids[1]).contains("remove"));
     assert!(line(&other).ends_with("last snapshot"));
-    assert_eq!(snapshot_ids(&env).len(), 6);
+    assert_eq!(env.snapshot_ids().len(), 6);
 
     // For real.
     let mut args = vec!["forget"];
     args.extend(policy);
     let text = env.ok(&args);
     assert!(text.contains("removed 2 snapshots"), "{text}");
-    let mut left = snapshot_ids(&env);
+    let mut left = env.snapshot_ids();
     left.sort();
     let mut want = vec![ids[0].clone(), ids[3].clone(), ids[4].clone(), other];
     want.sort();
@@ -138,7 +129,7 @@ fn named_snapshots_are_removed_and_wrong_names_are_clear_errors() {
     let err = env.fail(&["forget", &ids[1][..8], "not-an-id"]);
     assert_eq!(err, "stowaway: no snapshot matches \"not-an-id\"");
     assert_eq!(
-        snapshot_ids(&env).len(),
+        env.snapshot_ids().len(),
         6,
         "a failed forget removed snapshots"
     );
@@ -155,10 +146,10 @@ fn named_snapshots_are_removed_and_wrong_names_are_clear_errors() {
     // --dry-run with names removes nothing; without, exactly those.
     let plan = env.json(&["forget", &ids[1][..8], &ids[2], "--dry-run", "--json"]);
     assert_eq!(plan["remove"], serde_json::json!([ids[1], ids[2]]));
-    assert_eq!(snapshot_ids(&env).len(), 6);
+    assert_eq!(env.snapshot_ids().len(), 6);
     let text = env.ok(&["forget", &ids[1][..8], &ids[2]]);
     assert!(text.contains("removed 2 snapshots"), "{text}");
-    let left = snapshot_ids(&env);
+    let left = env.snapshot_ids();
     assert_eq!(left.len(), 4);
     assert!(!left.contains(&ids[1]) && !left.contains(&ids[2]));
     // A removed snapshot is gone for every command.
@@ -199,7 +190,7 @@ fn filters_and_grouping_choose_what_the_policy_sees() {
     // --tag weekly: the policy sees only the weekly snapshot, and a tag nobody has keeps
     // nothing, so exactly that snapshot goes.
     env.ok(&["forget", "--tag", "weekly", "--keep-tag", "none-such"]);
-    let left = snapshot_ids(&env);
+    let left = env.snapshot_ids();
     assert_eq!(left.len(), 5);
     assert!(!left.contains(&ids[3]));
 }

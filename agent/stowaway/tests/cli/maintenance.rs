@@ -5,15 +5,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{self, Env, corpus, tree_digest};
 
-fn snapshot_ids(env: &Env) -> Vec<String> {
-    env.json(&["snapshots", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 /// Forgets a snapshot.
 fn drop_snapshot(env: &Env, id: &str) {
     env.ok(&["forget", id]);
@@ -48,7 +39,7 @@ fn two_processes_back_up_into_one_repository_at_once() {
     let b = b.wait_with_output().unwrap();
     assert!(a.status.success() && b.status.success(), "{a:?} {b:?}");
 
-    let ids = snapshot_ids(&env);
+    let ids = env.snapshot_ids();
     assert_eq!(ids.len(), 2);
     env.ok(&["check", "--read-data"]);
     for id in &ids {
@@ -91,7 +82,7 @@ fn prune_beside_a_running_backup_keeps_what_the_backup_needs() {
         .collect();
     let out = echo_backup(&env, &text, 0).output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    let old = snapshot_ids(&env).remove(0);
+    let old = env.snapshot_ids().remove(0);
 
     // A backup takes its lock and loads the index, then waits before writing the same data
     // (which it will deduplicate against `old`'s packs).
@@ -124,7 +115,7 @@ fn prune_beside_a_running_backup_keeps_what_the_backup_needs() {
     assert_eq!(after["deleted_packs"], 0, "{after}");
     env.ok(&prune);
     env.ok(&["check", "--read-data"]);
-    let new = snapshot_ids(&env).remove(0);
+    let new = env.snapshot_ids().remove(0);
     let dumped = env.command(&["dump", &new, "data"]).output().unwrap();
     assert!(dumped.status.success());
     assert_eq!(dumped.stdout, text.repeat(2000).into_bytes());
@@ -152,7 +143,7 @@ fn kill_during_prune_leaves_a_consistent_repository() {
         .unwrap();
         env.ok(&["backup", data.to_str().unwrap()]);
     }
-    let ids = snapshot_ids(&env);
+    let ids = env.snapshot_ids();
     // Keep the newest; forget the others.
     for id in &ids[..ids.len() - 1] {
         drop_snapshot(&env, id);

@@ -87,6 +87,16 @@ impl Env {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
     }
 
+    /// Ids (full hex) of the snapshots in the repository, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.json(&["snapshots", "--json"])
+            .as_array()
+            .expect("a JSON array")
+            .iter()
+            .map(|s| s["id"].as_str().expect("an id").to_owned())
+            .collect()
+    }
+
     /// Runs and expects failure with exit code 1 and one line on stderr, no panic; returns it.
     pub fn fail(&self, args: &[&str]) -> String {
         let out = self.run(args);
