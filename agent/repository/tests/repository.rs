@@ -105,15 +105,9 @@ async fn streams_round_trip_byte_for_byte() {
     }
 }
 
+/// The shared test entry plus the ctime and inode the files cache compares.
 fn entry(path: &str, kind: EntryKind) -> Entry {
-    let mut e = Entry::new(path, kind);
-    e.mode = 0o644;
-    e.uid = 1000;
-    e.gid = 1000;
-    e.mtime = Time {
-        secs: 1_700_000_000,
-        nanos: 5,
-    };
+    let mut e = common::entry(path, kind);
     e.ctime = Time {
         secs: 1_700_000_001,
         nanos: 0,
