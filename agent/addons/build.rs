@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Built-in addons: (name, package) pairs; each package produces `<package with _>.wasm`.
-const BUILTIN: &[(&str, &str)] = &[("volume", "stowaway-volume")];
+const BUILTIN: &[(&str, &str)] = &[
+    ("volume", "stowaway-volume"),
+    ("postgres", "stowaway-postgres"),
+    ("mysql", "stowaway-mysql"),
+];
 
 /// Misbehaving guests for the sandbox tests: (constant name, package).
 const TEST_PROGRAMS: &[(&str, &str)] = &[
@@ -21,6 +25,7 @@ const TEST_PROGRAMS: &[(&str, &str)] = &[
     ("BAD_TREE", "test-bad-tree"),
     ("STREAM_ECHO", "test-stream-echo"),
     ("DESCRIBE_ONLY", "test-describe-only"),
+    ("EXEC_PROBE", "test-exec-probe"),
 ];
 
 fn main() {
@@ -31,7 +36,15 @@ fn main() {
         .expect("agent/addons lives two levels below the workspace root")
         .to_path_buf();
     let plugins = root.join("plugins");
-    for watched in ["sdk", "volume", "testing", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "sdk",
+        "volume",
+        "postgres",
+        "mysql",
+        "testing",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());

@@ -2,7 +2,7 @@
 //!
 //! Each run gets a fresh `Store` (no state survives between jobs) on the calling thread, with
 //! a memory limiter, an epoch deadline checked every tick, and a WASI context that grants
-//! only the job's volumes: no network, no environment, no arguments.
+//! only the job's volumes and endpoints: no environment, no arguments.
 
 use std::sync::Arc;
 
@@ -14,10 +14,12 @@ use wasmtime_wasi::{FsPerms, WasiCtx};
 use crate::bindings::{self, AddonPre, stowaway::addon::types::AddonError};
 use crate::engine::Runtime;
 use crate::error::{Error, Failure, Result};
-use crate::info::{AddonInfo, Operation};
+use crate::exec::ExecGrant;
+use crate::info::{AddonInfo, Capability, Operation};
 use crate::job::{JobSpec, JobState, Mode};
 use crate::limits::{CancelReason, Interrupted, JobLimits};
 use crate::logpipe::LogPipe;
+use crate::network::AllowedAddrs;
 use crate::volumes::GrantedVolume;
 
 /// What a backup run produced: the finished components, in the order they were finished, and
@@ -331,6 +333,24 @@ impl Addon {
             volumes.push(volume);
         }
 
+        let exec_grants = self.exec_grants(&spec, &label)?;
+        let allowed = self.connect_grants(&spec, &label)?;
+        if !allowed.is_empty() {
+            let check = allowed.clone();
+            wasi.allow_tcp(true)
+                .allow_udp(false)
+                .allow_ip_name_lookup(true)
+                .socket_addr_check(move |addr, usage| {
+                    let ok = check.allows(addr, usage);
+                    if !ok {
+                        tracing::info!(%addr, ?usage, "refused a socket address the job does not grant");
+                    }
+                    Box::pin(async move { ok })
+                });
+        } else {
+            wasi.allow_udp(false).allow_ip_name_lookup(false);
+        }
+
         let mut state = JobState::new(
             wasi.build(),
             label.clone(),
@@ -344,6 +364,7 @@ impl Addon {
         state.secrets = spec.secrets;
         state.progress = spec.progress;
         state.volumes = volumes;
+        state.exec_grants = exec_grants;
 
         let mut store = Store::new(&self.runtime.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -355,6 +376,49 @@ impl Addon {
             Err(interrupted) => Err(wasmtime::Error::new(interrupted)),
         });
         Ok((store, pipes))
+    }
+
+    /// The job's program grants. Each must be covered by a declaration: a configuration that
+    /// grants what the addon never asked for is a mistake worth stopping at.
+    fn exec_grants(&self, spec: &JobSpec, label: &str) -> Result<Vec<ExecGrant>> {
+        for grant in &spec.exec {
+            let declared = self.info.capabilities.iter().any(
+                |c| matches!(c, Capability::Exec { program, .. } if *program == grant.program),
+            );
+            if !declared {
+                return Err(Error::PermissionDenied {
+                    addon: label.to_owned(),
+                    reason: format!(
+                        "the job grants running {:?}, which it does not declare",
+                        grant.program
+                    ),
+                });
+            }
+        }
+        Ok(spec.exec.clone())
+    }
+
+    /// The job's network grants, resolved. Each must be covered by a declaration.
+    fn connect_grants(&self, spec: &JobSpec, label: &str) -> Result<AllowedAddrs> {
+        for endpoint in &spec.connect {
+            if !self
+                .info
+                .capabilities
+                .iter()
+                .any(|c| c.allows_connect(&endpoint.host, endpoint.port))
+            {
+                return Err(Error::PermissionDenied {
+                    addon: label.to_owned(),
+                    reason: format!(
+                        "the job grants connecting to {endpoint}, which it does not declare"
+                    ),
+                });
+            }
+        }
+        AllowedAddrs::resolve(&spec.connect).map_err(|reason| Error::Setup {
+            addon: label.to_owned(),
+            reason,
+        })
     }
 
     /// Turns the result of a run into ours, naming what went wrong.

@@ -19,10 +19,11 @@ wasmtime::component::bindgen!({
         "stowaway:addon/host.tree-writer": crate::components::TreeWriterHandle,
         "stowaway:addon/host.file-content": crate::components::FileContentHandle,
         "stowaway:addon/host.tree-reader": crate::components::TreeReaderHandle,
+        "stowaway:addon/exec.child": crate::exec::ChildHandle,
     },
 });
 
 /// The interface line these bindings implement.
 pub const LINE: (u64, u64) = (0, 1);
 /// The newest version of the line this host implements.
-pub const VERSION: &str = "0.1.0";
+pub const VERSION: &str = "0.1.1";

@@ -38,6 +38,18 @@ pub struct StreamWriterHandle {
 }
 
 impl StreamWriterHandle {
+    /// Hands the component's content to a host-side copy (`exec` child output), which takes
+    /// the place of the addon's output stream.
+    pub(crate) fn take_for_copy(
+        &mut self,
+    ) -> Result<(String, Arc<Mutex<Option<StreamWriter>>>), AddonError> {
+        take_output(
+            &mut self.output_taken,
+            &format!("component {:?}", self.name),
+        )?;
+        Ok((self.name.clone(), self.writer.clone()))
+    }
+
     pub(crate) fn new(name: String, writer: StreamWriter, host_error: HostError) -> Self {
         StreamWriterHandle {
             name,
@@ -50,7 +62,7 @@ impl StreamWriterHandle {
 
 /// Where the bytes of an `output-stream` go: the repository writer of a stream component or
 /// of one file of a tree. `None` from `write` means the target is closed (finished).
-trait ContentTarget: Send + Sync + 'static {
+pub(crate) trait ContentTarget: Send + Sync + 'static {
     fn write(&self, data: &[u8]) -> Option<stowaway_repository::Result<()>>;
     fn is_open(&self) -> bool;
 }

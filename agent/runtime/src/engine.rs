@@ -66,6 +66,7 @@ impl Runtime {
         v0_1::types::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s)
             .and_then(|()| v0_1::host::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s))
             .and_then(|()| v0_1::volumes::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s))
+            .and_then(|()| v0_1::exec::add_to_linker::<_, HasSelf<JobState>>(&mut linker, |s| s))
             .map_err(|e| setup(format!("linking the host interface: {e}")))?;
 
         let cache = if options.no_cache {

@@ -110,6 +110,18 @@ impl Capability {
             if (name == "*" || name == volume) && (*writable || !write))
     }
 
+    /// Whether this declaration covers running `program` with `args`.
+    pub fn allows_exec(&self, program: &str, args: &[String]) -> bool {
+        matches!(self, Capability::Exec { program: declared, args: patterns }
+            if declared == program && crate::exec::args_match(patterns, args))
+    }
+
+    /// Whether this declaration covers connecting to `host:port` (`*` and port 0 match any).
+    pub fn allows_connect(&self, host: &str, port: u16) -> bool {
+        matches!(self, Capability::Connect { host: h, port: p }
+            if (h == "*" || h.eq_ignore_ascii_case(host)) && (*p == 0 || *p == port))
+    }
+
     /// Whether this declaration covers reading secret `secret`.
     pub fn allows_secret(&self, secret: &str) -> bool {
         matches!(self, Capability::Secret { name } if name == secret)

@@ -28,6 +28,10 @@ pub struct JobSpec {
     pub secrets: BTreeMap<String, Zeroizing<Vec<u8>>>,
     /// Directories granted to the addon, by volume name.
     pub volumes: Vec<VolumeGrant>,
+    /// Programs the addon may run (if it also declares them).
+    pub exec: Vec<crate::exec::ExecGrant>,
+    /// Endpoints the addon may connect to (if it also declares them).
+    pub connect: Vec<crate::network::Endpoint>,
     /// Memory, deadline, grace period.
     pub limits: JobLimits,
     /// Cancels the job from outside.
@@ -44,6 +48,8 @@ impl JobSpec {
             parameters: Vec::new(),
             secrets: BTreeMap::new(),
             volumes: Vec::new(),
+            exec: Vec::new(),
+            connect: Vec::new(),
             limits: JobLimits::default(),
             cancel: CancelToken::new(),
             progress: None,
@@ -122,6 +128,7 @@ pub(crate) struct JobState {
     /// When the last progress report was passed on (reports are rate-limited).
     pub last_progress: Option<std::time::Instant>,
     pub volumes: Vec<GrantedVolume>,
+    pub exec_grants: Vec<crate::exec::ExecGrant>,
     pub mode: Mode,
     /// The first failure of the host underneath the addon (storage, repository); reported
     /// instead of whatever the addon made of it.
@@ -176,6 +183,7 @@ impl JobState {
             progress: None,
             last_progress: None,
             volumes: Vec::new(),
+            exec_grants: Vec::new(),
             mode,
             host_error: HostError::default(),
         }
@@ -197,7 +205,7 @@ impl JobState {
         }
     }
 
-    fn restore_component(
+    pub(crate) fn restore_component(
         &self,
         name: &str,
         kind: ComponentKind,
@@ -313,21 +321,7 @@ impl host::HostJob for JobState {
         _: Resource<JobHandle>,
         name: String,
     ) -> wasmtime::Result<Result<Vec<u8>, AddonError>> {
-        let declared = self
-            .info
-            .as_ref()
-            .is_some_and(|info| info.capabilities.iter().any(|c| c.allows_secret(&name)));
-        if !declared {
-            return Ok(Err(AddonError::PermissionDenied(format!(
-                "secret {name:?} is not declared in describe().capabilities"
-            ))));
-        }
-        Ok(match self.secrets.get(&name) {
-            Some(value) => Ok(value.to_vec()),
-            None => Err(AddonError::NotFound(format!(
-                "secret {name:?} was not provided for this job"
-            ))),
-        })
+        Ok(self.granted_secret(&name).map(|value| value.to_vec()))
     }
 
     fn report_progress(&mut self, _: Resource<JobHandle>, p: Progress) -> wasmtime::Result<()> {

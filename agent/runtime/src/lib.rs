@@ -11,7 +11,10 @@
 //!   stop, then is interrupted;
 //! - files: only the volumes granted to the job, read-only for backups, preopened under
 //!   `/volumes/<name>`; the `volumes` interface adds metadata without following symlinks;
-//! - no network, no environment variables, no arguments, no secrets but the declared ones.
+//! - programs: only those the addon declares *and* the job grants (`exec`), run on the host
+//!   with an empty environment, killed when the job is cancelled or times out;
+//! - network: TCP connections only to the endpoints the addon declares and the job grants;
+//! - no environment variables, no arguments, no secrets but the declared ones.
 //!
 //! The runtime knows nothing of Kubernetes; it writes into and reads from a
 //! [`stowaway_repository::Repository`].
@@ -23,10 +26,12 @@ mod components;
 mod engine;
 mod entry;
 mod error;
+mod exec;
 mod info;
 mod job;
 mod limits;
 mod logpipe;
+mod network;
 mod params;
 mod volumes;
 
@@ -36,6 +41,8 @@ mod tests;
 pub use addon::{Addon, BackupOutput};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{Error, Failure, Result};
+pub use exec::ExecGrant;
 pub use info::{AddonInfo, Capability, Operation, Parameter, ParameterType};
 pub use job::{AddonProgress, JobSpec, ProgressSink, VolumeGrant};
 pub use limits::{CancelToken, JobLimits};
+pub use network::Endpoint;

@@ -10,6 +10,8 @@ use stowaway_storage::Storage;
 
 use crate::{Addon, Error, Failure, JobLimits, JobSpec, Runtime, RuntimeOptions, VolumeGrant};
 
+mod exec;
+
 struct Harness {
     rt: tokio::runtime::Runtime,
     runtime: Runtime,

@@ -7,6 +7,7 @@ mod check;
 mod copy;
 mod dump;
 mod forget;
+mod grants;
 mod init;
 mod key;
 mod ls;
@@ -183,9 +184,30 @@ pub(crate) struct JobArgs {
     /// Memory limit of the addon in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory_limit_mib: u64,
+    #[command(flatten)]
+    pub grants: grants::GrantArgs,
 }
 
 impl JobArgs {
+    /// A job for `addon` with the parameters, limits and grants of the command line.
+    pub fn spec(
+        &self,
+        addon: &stowaway_runtime::Addon,
+        id: String,
+        params: Vec<(String, String)>,
+    ) -> anyhow::Result<stowaway_runtime::JobSpec> {
+        let builtin = stowaway_addons::builtin(addon.origin()).is_some();
+        let grants = self.grants.grants(addon.info(), builtin, &params)?;
+        Ok(stowaway_runtime::JobSpec {
+            parameters: params,
+            limits: self.limits(),
+            secrets: grants.secrets,
+            exec: grants.exec,
+            connect: grants.connect,
+            ..stowaway_runtime::JobSpec::new(id)
+        })
+    }
+
     /// The job's limits.
     pub fn limits(&self) -> stowaway_runtime::JobLimits {
         stowaway_runtime::JobLimits {

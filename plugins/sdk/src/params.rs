@@ -43,6 +43,28 @@ impl Job {
         }
     }
 
+    /// A `text` parameter split on whitespace (for example extra arguments of a program).
+    /// Empty when the parameter is not set.
+    pub fn param_words(&self, name: &str) -> Vec<String> {
+        self.param(name)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// A `text-list` parameter whose items may also be comma-separated on a line (`a,b` or
+    /// one per line), trimmed, without empty items.
+    pub fn param_items(&self, name: &str) -> Vec<String> {
+        self.param_list(name)
+            .iter()
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// A `text-list` parameter: its lines (`\n`-separated, a trailing `\r` removed), without
     /// empty lines. Empty when the parameter is not set.
     pub fn param_list(&self, name: &str) -> Vec<String> {

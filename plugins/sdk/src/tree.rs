@@ -37,3 +37,13 @@ impl Entry {
         }
     }
 }
+
+impl crate::ComponentInfo {
+    /// The value of attribute `name`, as the addon gave it when it finished the component.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

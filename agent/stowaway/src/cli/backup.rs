@@ -162,13 +162,12 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     );
 
     let spec = JobSpec {
-        id: format!("cli-{}", std::process::id()),
-        parameters: params,
         volumes: grants.clone(),
-        limits: args.job.limits(),
         cancel,
         progress: Some(Arc::new(PhaseSink(phase))),
-        ..JobSpec::new("cli")
+        ..args
+            .job
+            .spec(&addon, format!("cli-{}", std::process::id()), params)?
     };
     let run_backup = backup.clone();
     let native = args.native;

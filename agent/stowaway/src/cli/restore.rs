@@ -129,12 +129,14 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         },
     );
     let spec = JobSpec {
-        parameters: args.job.params.clone(),
         volumes: grants.clone(),
-        limits: args.job.limits(),
         cancel,
         progress: Some(sink),
-        ..JobSpec::new(format!("cli-{}", std::process::id()))
+        ..args.job.spec(
+            &addon,
+            format!("cli-{}", std::process::id()),
+            args.job.params.clone(),
+        )?
     };
     let run_repo = repo.clone();
     let run_components = components.clone();
