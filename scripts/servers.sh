@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The servers the storage tests run against: moto (S3, from PyPI) and Azurite (Azure Blob,
-# from npm). The tests start them themselves on free ports of 127.0.0.1 (tests/src/servers.rs).
+# The servers the end-to-end tests run against: moto (S3, from PyPI) and Azurite (Azure Blob,
+# from npm) for the storage tests, PostgreSQL 15 and MariaDB (Debian packages) for the database
+# tests. The tests start them themselves on free ports of 127.0.0.1 (tests/src/servers.rs,
+# tests/src/databases.rs).
 #
-#   bash scripts/servers.sh install      # install into $STOWAWAY_TEST_PREFIX (idempotent, fast
-#                                        # when already installed)
-#   eval "$(bash scripts/servers.sh env)" # export STOWAWAY_MOTO and STOWAWAY_AZURITE
+#   bash scripts/servers.sh install      # moto and Azurite into $STOWAWAY_TEST_PREFIX, the
+#                                        # databases with apt-get (idempotent, fast when
+#                                        # already installed)
+#   eval "$(bash scripts/servers.sh env)" # export STOWAWAY_MOTO, STOWAWAY_AZURITE,
+#                                        # STOWAWAY_PG_BINDIR, STOWAWAY_MARIADBD and
+#                                        # STOWAWAY_MARIADB_INSTALL_DB
 #
 # STOWAWAY_TEST_PREFIX defaults to /opt/stowaway-test.
 set -euo pipefail
@@ -14,6 +19,10 @@ MOTO_VERSION="5.2.5"
 AZURITE_VERSION="3.35.0"
 MOTO="$PREFIX/venv/bin/moto_server"
 AZURITE="$PREFIX/azurite/node_modules/.bin/azurite-blob"
+DB_PACKAGES=(postgresql-15 postgresql-client-15 mariadb-server mariadb-client)
+PG_BINDIR="/usr/lib/postgresql/15/bin"
+MARIADBD="/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB="/usr/bin/mariadb-install-db"
 
 say() { printf 'servers: %s\n' "$*" >&2; }
 
@@ -53,15 +62,37 @@ install_azurite() {
   touch "$stamp"
 }
 
+install_databases() {
+  local package missing=()
+  for package in "${DB_PACKAGES[@]}"; do
+    if [[ "$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null)" != "install ok installed" ]]; then
+      missing+=("$package")
+    fi
+  done
+  if (( ${#missing[@]} == 0 )); then
+    say "PostgreSQL 15 and MariaDB already installed"
+    return
+  fi
+  say "installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  "$PG_BINDIR/initdb" --version >/dev/null
+  "$MARIADBD" --version >/dev/null
+}
+
 case "${1:-}" in
   install)
     mkdir -p "$PREFIX"
     install_moto
     install_azurite
+    install_databases
     ;;
   env)
     echo "export STOWAWAY_MOTO='$MOTO'"
     echo "export STOWAWAY_AZURITE='$AZURITE'"
+    echo "export STOWAWAY_PG_BINDIR='$PG_BINDIR'"
+    echo "export STOWAWAY_MARIADBD='$MARIADBD'"
+    echo "export STOWAWAY_MARIADB_INSTALL_DB='$MARIADB_INSTALL_DB'"
     ;;
   *)
     echo "usage: $0 install|env" >&2

@@ -23,17 +23,15 @@ pub fn servers_required() -> bool {
     std::env::var(REQUIRE_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Finds a server program: `$env`, else `default`, else `name` on `$PATH`.
-fn find_program(env: &str, default: &str, name: &str) -> Option<PathBuf> {
-    if let Ok(path) = std::env::var(env)
-        && !path.is_empty()
-    {
-        return Some(PathBuf::from(path)).filter(|p| p.is_file());
-    }
-    let default = PathBuf::from(default);
-    if default.is_file() {
-        return Some(default);
-    }
+/// A path from the environment variable `env`, if it is set and not empty.
+pub(crate) fn env_path(env: &str) -> Option<PathBuf> {
+    std::env::var_os(env)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `name` in a directory of `$PATH`.
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
@@ -41,12 +39,31 @@ fn find_program(env: &str, default: &str, name: &str) -> Option<PathBuf> {
     })
 }
 
+/// Finds a server program: `$env`, else `default`, else `name` on `$PATH`.
+fn find_program(env: &str, default: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = env_path(env) {
+        return Some(path).filter(|p| p.is_file());
+    }
+    let default = PathBuf::from(default);
+    if default.is_file() {
+        return Some(default);
+    }
+    on_path(name)
+}
+
 /// The program, or `None` after a loud message; panics when servers are required.
-fn program_or_skip(env: &str, default: &str, name: &str) -> Option<PathBuf> {
+pub(crate) fn program_or_skip(env: &str, default: &str, name: &str) -> Option<PathBuf> {
     if let Some(path) = find_program(env, default, name) {
         return Some(path);
     }
-    let message = format!("{name} not found (set {env} or run `bash scripts/servers.sh install`)");
+    skip(&format!(
+        "{name} not found (set {env} or run `bash scripts/servers.sh install`)"
+    ))
+}
+
+/// `None` after a loud `SKIPPED` line saying `message`; a panic instead when servers are
+/// required.
+pub(crate) fn skip<T>(message: &str) -> Option<T> {
     if servers_required() {
         panic!("{message}; {REQUIRE_ENV} is set, so this is an error");
     }
@@ -81,6 +98,25 @@ impl Server {
         program: &Path,
         args: impl Fn(u16, &Path) -> Vec<String>,
     ) -> Server {
+        Server::launch(
+            name,
+            |port, dir| {
+                let mut command = Command::new(program);
+                command.args(args(port, dir)).current_dir(dir);
+                command
+            },
+            |_| true,
+        )
+    }
+
+    /// Spawns `command(port, dir)` (`dir` is a fresh temporary directory that holds the
+    /// log) with its output going to the log, and waits until the port accepts connections
+    /// and `ready(port)` holds. Retries on another port if the process exits early.
+    pub(crate) fn launch(
+        name: &'static str,
+        command: impl Fn(u16, &Path) -> Command,
+        ready: impl Fn(u16) -> bool,
+    ) -> Server {
         let mut last_log = String::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir for {name}: {e}"));
@@ -91,14 +127,15 @@ impl Server {
             let err = out
                 .try_clone()
                 .unwrap_or_else(|e| panic!("log file for {name}: {e}"));
-            let child = Command::new(program)
-                .args(args(port, dir.path()))
-                .current_dir(dir.path())
+            let mut command = command(port, dir.path());
+            let child = command
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
                 .spawn()
-                .unwrap_or_else(|e| panic!("starting {name} ({}): {e}", program.display()));
+                .unwrap_or_else(|e| {
+                    panic!("starting {name} ({}): {e}", command.get_program().display())
+                });
             let mut server = Server {
                 name,
                 child,
@@ -106,7 +143,7 @@ impl Server {
                 log,
                 _dir: dir,
             };
-            if server.wait_ready() {
+            if server.wait_ready(&ready) {
                 return server;
             }
             last_log = server.log_text();
@@ -114,24 +151,41 @@ impl Server {
         panic!("{name} did not start; its last log:\n{last_log}");
     }
 
-    /// Waits until the port accepts connections; false if the process exited.
-    fn wait_ready(&mut self) -> bool {
+    /// Waits until the port accepts connections and `ready` holds; false if the process
+    /// exited.
+    fn wait_ready(&mut self, ready: impl Fn(u16) -> bool) -> bool {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && ready(self.port) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!(
-            "{} did not listen on 127.0.0.1:{} within {STARTUP_TIMEOUT:?}; log:\n{}",
+            "{} was not ready on 127.0.0.1:{} within {STARTUP_TIMEOUT:?}; log:\n{}",
             self.name,
             self.port,
             self.log_text()
         );
+    }
+
+    /// Sends `signal` and waits up to `grace` for the server to exit (dropping it kills it if
+    /// it has not).
+    pub(crate) fn stop(&mut self, signal: rustix::process::Signal, grace: Duration) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = rustix::process::Pid::from_child(&self.child);
+        if rustix::process::kill_process(pid, signal).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The server's output so far.
