@@ -29,7 +29,7 @@ cargo clippy --manifest-path plugins/Cargo.toml --locked --workspace --all-targe
 step "addons: unit tests (native)"
 cargo test --manifest-path plugins/Cargo.toml --locked --workspace --lib
 
-step "test servers (moto, Azurite)"
+step "test servers (moto, Azurite, PostgreSQL, MariaDB)"
 bash scripts/servers.sh install
 eval "$(bash scripts/servers.sh env)"
 

@@ -300,11 +300,16 @@ impl DatabaseServer for MariaDb {
             ),
         )
         .expect("writing the MariaDB accounts file");
+        // A temporary directory of its own: servers set up side by side in a shared /tmp
+        // collide on the names of their temporary tables.
+        let tmpdir = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmpdir).expect("creating the MariaDB tmpdir");
         let mut install = Command::new(&install_db);
         install
             .arg("--no-defaults")
             .args(user)
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmpdir.display()))
             .arg(format!("--extra-file={}", accounts.display()))
             .args(["--skip-test-db", "--skip-name-resolve"])
             .current_dir(dir.path());
@@ -318,6 +323,7 @@ impl DatabaseServer for MariaDb {
                     .arg("--no-defaults")
                     .args(user)
                     .arg(format!("--datadir={}", data.display()))
+                    .arg(format!("--tmpdir={}", tmpdir.display()))
                     .arg(format!(
                         "--socket={}",
                         dir.path().join("mariadb.sock").display()

@@ -165,8 +165,7 @@ impl Server {
             .arg(format!("--host={}", self.host))
             .arg(format!("--port={}", self.port))
             .arg(format!("--user={}", self.user))
-            .arg("--protocol=TCP")
-            .arg("--connect-timeout=10");
+            .arg("--protocol=TCP");
         if self.has_password {
             command = command.secret_env("MYSQL_PWD", "password");
         }

@@ -6,6 +6,7 @@
 )]
 
 mod copy;
+mod databases;
 mod forget;
 mod init_options;
 mod keys;
