@@ -463,3 +463,29 @@ fn the_cancel_pollable_wakes_at_the_deadline() {
         started.elapsed()
     );
 }
+
+#[test]
+fn addons_built_against_an_older_patch_still_run() {
+    let h = harness();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/stream-echo-0.1.0.wasm"
+    );
+    let addon = h.load(path);
+    assert_eq!(addon.info().name, "test-stream-echo");
+    let params = || {
+        vec![
+            ("text".to_string(), "old addon\n".to_string()),
+            ("repeat".to_string(), "1000".to_string()),
+        ]
+    };
+    let mut spec = JobSpec::new("old-backup");
+    spec.parameters = params();
+    let out = h.backup(&addon, spec).expect("backup with a 0.1.0 addon");
+    assert_eq!(out.components[0].size, 10_000);
+    let mut spec = JobSpec::new("old-restore");
+    spec.parameters = params();
+    addon
+        .restore(spec, h.repo.clone(), out.components)
+        .expect("restore with a 0.1.0 addon checks the same bytes");
+}

@@ -107,7 +107,10 @@ fn postgres_cluster_round_trip() {
     assert_eq!(pg.checksums("crm"), crm);
 
     // clean=true replaces what is there, changed rows included.
-    pg.sql("shop", "UPDATE customers SET name = 'changed' WHERE id % 2 = 0");
+    pg.sql(
+        "shop",
+        "UPDATE customers SET name = 'changed' WHERE id % 2 = 0",
+    );
     assert_ne!(pg.checksums("shop"), shop);
     ok(&env, &restore_args(&pg, &["clean=true"]), "PGPASSWORD", pw);
     assert_eq!(pg.checksums("shop"), shop);
