@@ -29,10 +29,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The repository writer of a stream component, shared with its output stream or with a
+/// host-side copy; `None` once finished.
+pub(crate) type SharedStreamWriter = Arc<Mutex<Option<StreamWriter>>>;
+
 /// A stream component being written.
 pub struct StreamWriterHandle {
     name: String,
-    writer: Arc<Mutex<Option<StreamWriter>>>,
+    writer: SharedStreamWriter,
     output_taken: bool,
     host_error: HostError,
 }
@@ -42,7 +46,7 @@ impl StreamWriterHandle {
     /// the place of the addon's output stream.
     pub(crate) fn take_for_copy(
         &mut self,
-    ) -> Result<(String, Arc<Mutex<Option<StreamWriter>>>), AddonError> {
+    ) -> Result<(String, SharedStreamWriter), AddonError> {
         take_output(
             &mut self.output_taken,
             &format!("component {:?}", self.name),
