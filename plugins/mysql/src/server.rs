@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stowaway_addon::exec::{Command, ExitStatus};
+use stowaway_addon::exec::{ClientContext, Command, ExitStatus, Meaning, explain_client_failure};
 use stowaway_addon::{AddonError, Job, error};
 
 /// A MySQL or MariaDB version: which product, major, minor.
@@ -208,37 +208,26 @@ impl Server {
 
     /// Turns a failed client program into an error a person can act on.
     pub fn explain(&self, program: &str, status: &ExitStatus) -> AddonError {
-        let stderr = status.stderr_lines(3);
         let at = format!("the server at {}", self.endpoint());
-        if stderr.contains("ERROR 1045") || stderr.contains("Access denied for user") {
-            let hint = if self.has_password {
-                "check the password"
-            } else {
-                "no password was given (--secret password=FILE or MYSQL_PWD)"
-            };
-            return AddonError::PermissionDenied(format!(
-                "{at} refused user {:?}: {stderr} ({hint})",
-                self.user
-            ));
-        }
-        if stderr.contains("ERROR 1044") || stderr.contains("ERROR 1227") {
-            return AddonError::PermissionDenied(format!("{program} against {at}: {stderr}"));
-        }
-        if stderr.contains("ERROR 2002")
-            || stderr.contains("ERROR 2003")
-            || stderr.contains("ERROR 2005")
-            || stderr.contains("Can't connect")
-        {
-            return AddonError::Unavailable(format!("cannot reach {at}: {stderr}"));
-        }
-        if stderr.contains("ERROR 1049") || stderr.contains("Unknown database") {
-            return AddonError::NotFound(format!("{program} against {at}: {stderr}"));
-        }
-        match status.check(program) {
-            Err(AddonError::Io(message)) => AddonError::Io(format!("{message} ({at})")),
-            Err(other) => other,
-            Ok(()) => AddonError::Internal(format!("{program} succeeded but was reported failed")),
-        }
+        let context = ClientContext {
+            at: &at,
+            user: &self.user,
+            password_given: self.has_password,
+            password_source: "--secret password=FILE or MYSQL_PWD",
+        };
+        let rules: &[(Meaning, &[&str])] = &[
+            (
+                Meaning::Credentials,
+                &["ERROR 1045", "Access denied for user"],
+            ),
+            (Meaning::Permission, &["ERROR 1044", "ERROR 1227"]),
+            (
+                Meaning::Unreachable,
+                &["ERROR 2002", "ERROR 2003", "ERROR 2005", "Can't connect"],
+            ),
+            (Meaning::Missing, &["ERROR 1049", "Unknown database"]),
+        ];
+        explain_client_failure(program, status, context, rules)
     }
 }
 

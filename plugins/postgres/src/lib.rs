@@ -22,8 +22,7 @@ mod restore;
 mod server;
 
 use stowaway_addon::{
-    Addon, AddonError, AddonInfo, Attributes, Capability, Endpoint, ExecPattern, Job, Operation,
-    Parameter, ParameterType,
+    Addon, AddonError, AddonInfo, Attributes, Capability, Job, Operation, Parameter, ParameterType,
 };
 
 struct Postgres;
@@ -44,19 +43,9 @@ impl Addon for Postgres {
         let flag = |name: &str, description: &str| {
             Parameter::new(name, ParameterType::Boolean, description, Some("false"))
         };
-        let mut capabilities: Vec<Capability> = PROGRAMS
-            .iter()
-            .map(|program| {
-                Capability::Exec(ExecPattern {
-                    program: (*program).into(),
-                    args: vec!["**".into()],
-                })
-            })
-            .collect();
-        capabilities.push(Capability::Connect(Endpoint {
-            host: "*".into(),
-            port: 0,
-        }));
+        let mut capabilities: Vec<Capability> =
+            PROGRAMS.iter().map(|p| Capability::exec_any(p)).collect();
+        capabilities.push(Capability::connect_granted());
         capabilities.push(Capability::Secret("password".into()));
         AddonInfo {
             name: "postgres".into(),

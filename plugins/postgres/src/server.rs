@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stowaway_addon::exec::{Command, ExitStatus};
+use stowaway_addon::exec::{ClientContext, Command, ExitStatus, Meaning, explain_client_failure};
 use stowaway_addon::{AddonError, Job, error};
 
 /// Oldest server the supported client tools can dump (pg_dump 15 and later: 9.2).
@@ -80,41 +80,38 @@ impl Server {
 
     /// Turns a failed client program into an error a person can act on.
     pub fn explain(&self, program: &str, status: &ExitStatus) -> AddonError {
-        let stderr = status.stderr_lines(3);
-        let lower = stderr.to_ascii_lowercase();
         let at = format!("PostgreSQL at {}", self.endpoint());
-        if lower.contains("password authentication failed")
-            || lower.contains("no password supplied")
-            || lower.contains("pg_hba.conf")
-        {
-            let hint = if self.has_password {
-                "check the password"
-            } else {
-                "no password was given (--secret password=FILE or PGPASSWORD)"
-            };
-            return AddonError::PermissionDenied(format!(
-                "{at} refused user {:?}: {stderr} ({hint})",
-                self.user
-            ));
-        }
-        if lower.contains("permission denied") || lower.contains("must be superuser") {
-            return AddonError::PermissionDenied(format!("{program} against {at}: {stderr}"));
-        }
-        if lower.contains("could not connect")
-            || lower.contains("connection refused")
-            || lower.contains("timeout expired")
-            || lower.contains("could not translate host name")
-        {
-            return AddonError::Unavailable(format!("cannot reach {at}: {stderr}"));
-        }
-        if lower.contains("does not exist") {
-            return AddonError::NotFound(format!("{program} against {at}: {stderr}"));
-        }
-        match status.check(program) {
-            Err(AddonError::Io(message)) => AddonError::Io(format!("{message} ({at})")),
-            Err(other) => other,
-            Ok(()) => AddonError::Internal(format!("{program} succeeded but was reported failed")),
-        }
+        let context = ClientContext {
+            at: &at,
+            user: &self.user,
+            password_given: self.has_password,
+            password_source: "--secret password=FILE or PGPASSWORD",
+        };
+        let rules: &[(Meaning, &[&str])] = &[
+            (
+                Meaning::Credentials,
+                &[
+                    "password authentication failed",
+                    "no password supplied",
+                    "pg_hba.conf",
+                ],
+            ),
+            (
+                Meaning::Permission,
+                &["permission denied", "must be superuser"],
+            ),
+            (
+                Meaning::Unreachable,
+                &[
+                    "could not connect",
+                    "connection refused",
+                    "timeout expired",
+                    "could not translate host name",
+                ],
+            ),
+            (Meaning::Missing, &["does not exist"]),
+        ];
+        explain_client_failure(program, status, context, rules)
     }
 
     /// Checks that the server answers on its port (refused when the job does not grant it).

@@ -233,3 +233,73 @@ impl Command {
         Ok(status)
     }
 }
+
+/// What a database client's error message means, for [`explain_client_failure`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meaning {
+    /// The server refused the user's credentials.
+    Credentials,
+    /// The user may not do what was asked.
+    Permission,
+    /// The server could not be reached.
+    Unreachable,
+    /// A database or other object does not exist.
+    Missing,
+}
+
+/// The server a client program talked to, for [`explain_client_failure`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientContext<'a> {
+    /// `PostgreSQL at db:5432`, `the server at db:3306`.
+    pub at: &'a str,
+    /// The user the program connected as.
+    pub user: &'a str,
+    /// Whether the job provided a password.
+    pub password_given: bool,
+    /// Where a password comes from, for the hint when none was given
+    /// (`--secret password=FILE or PGPASSWORD`).
+    pub password_source: &'a str,
+}
+
+/// Turns a failed client program into an error a person can act on: the first rule with a
+/// needle found in the last lines of standard error (case-insensitive) gives the kind;
+/// anything else is [`AddonError::Io`] with the program's status and message.
+pub fn explain_client_failure(
+    program: &str,
+    status: &ExitStatus,
+    context: ClientContext<'_>,
+    rules: &[(Meaning, &[&str])],
+) -> AddonError {
+    let stderr = status.stderr_lines(3);
+    let lower = stderr.to_lowercase();
+    let at = context.at;
+    let meaning = rules
+        .iter()
+        .find(|(_, needles)| needles.iter().any(|n| lower.contains(&n.to_lowercase())))
+        .map(|(meaning, _)| *meaning);
+    match meaning {
+        Some(Meaning::Credentials) => {
+            let hint = if context.password_given {
+                "check the password".to_owned()
+            } else {
+                format!("no password was given ({})", context.password_source)
+            };
+            AddonError::PermissionDenied(format!(
+                "{at} refused user {:?}: {stderr} ({hint})",
+                context.user
+            ))
+        }
+        Some(Meaning::Permission) => {
+            AddonError::PermissionDenied(format!("{program} against {at}: {stderr}"))
+        }
+        Some(Meaning::Unreachable) => {
+            AddonError::Unavailable(format!("cannot reach {at}: {stderr}"))
+        }
+        Some(Meaning::Missing) => AddonError::NotFound(format!("{program} against {at}: {stderr}")),
+        None => match status.check(program) {
+            Err(AddonError::Io(message)) => AddonError::Io(format!("{message} ({at})")),
+            Err(other) => other,
+            Ok(()) => AddonError::Internal(format!("{program} succeeded but was reported failed")),
+        },
+    }
+}

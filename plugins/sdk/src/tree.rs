@@ -47,3 +47,21 @@ impl crate::ComponentInfo {
             .map(|(_, v)| v.as_str())
     }
 }
+
+impl crate::Capability {
+    /// Running `program` with any arguments.
+    pub fn exec_any(program: &str) -> Self {
+        crate::Capability::Exec(crate::ExecPattern {
+            program: program.into(),
+            args: vec!["**".into()],
+        })
+    }
+
+    /// Connecting to whichever endpoints the job grants (host `*`, port 0).
+    pub fn connect_granted() -> Self {
+        crate::Capability::Connect(crate::Endpoint {
+            host: "*".into(),
+            port: 0,
+        })
+    }
+}
