@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use stowaway_addon::exec::{ClientContext, Command, ExitStatus, Meaning, explain_client_failure};
-use stowaway_addon::{AddonError, Job, error};
+use stowaway_addon::{AddonError, Job};
 
 /// Oldest server the supported client tools can dump (pg_dump 15 and later: 9.2).
 const OLDEST_SERVER: u32 = 9;
@@ -24,15 +24,8 @@ pub struct Server {
 impl Server {
     /// Reads the connection parameters of `job`.
     pub fn from_job(job: &Job) -> Result<Server, AddonError> {
-        let host = job.param("host").unwrap_or_default();
-        if host.is_empty() {
-            return Err(error::invalid_parameter("host", "is empty"));
-        }
-        let port = job.param_int("port", 5432)?;
-        let port = u16::try_from(port)
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| error::invalid_parameter("port", format!("{port} is not a TCP port")))?;
+        let host = job.param_required("host")?;
+        let port = job.param_port("port", 5432)?;
         Ok(Server {
             host,
             port,

@@ -43,6 +43,23 @@ impl Job {
         }
     }
 
+    /// A `text` parameter that must not be empty.
+    pub fn param_required(&self, name: &str) -> Result<String, AddonError> {
+        match self.param(name) {
+            Some(value) if !value.trim().is_empty() => Ok(value),
+            _ => Err(error::invalid_parameter(name, "is missing or empty")),
+        }
+    }
+
+    /// An `integer` parameter holding a TCP port (1-65535), or `default` when it is not set.
+    pub fn param_port(&self, name: &str, default: u16) -> Result<u16, AddonError> {
+        let port = self.param_int(name, i64::from(default))?;
+        u16::try_from(port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| error::invalid_parameter(name, format!("{port} is not a TCP port")))
+    }
+
     /// A `text` parameter split on whitespace (for example extra arguments of a program).
     /// Empty when the parameter is not set.
     pub fn param_words(&self, name: &str) -> Vec<String> {
