@@ -44,9 +44,7 @@ pub struct StreamWriterHandle {
 impl StreamWriterHandle {
     /// Hands the component's content to a host-side copy (`exec` child output), which takes
     /// the place of the addon's output stream.
-    pub(crate) fn take_for_copy(
-        &mut self,
-    ) -> Result<(String, SharedStreamWriter), AddonError> {
+    pub(crate) fn take_for_copy(&mut self) -> Result<(String, SharedStreamWriter), AddonError> {
         take_output(
             &mut self.output_taken,
             &format!("component {:?}", self.name),

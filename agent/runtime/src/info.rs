@@ -128,6 +128,32 @@ impl Capability {
     }
 }
 
+impl std::fmt::Display for Capability {
+    /// `volume data (read-only)`, `connect db:5432`, `exec pg_dump **`, `secret password`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Capability::Volume { name, writable } => {
+                let name = if name == "*" { "(any granted)" } else { name };
+                let access = if *writable { "read-write" } else { "read-only" };
+                write!(f, "volume {name} ({access})")
+            }
+            Capability::Connect { host, port } => match (host.as_str(), port) {
+                ("*", 0) => write!(f, "connect (the endpoints the job grants)"),
+                (host, 0) => write!(f, "connect {host} (any port the job grants)"),
+                (host, port) => write!(f, "connect {host}:{port}"),
+            },
+            Capability::Exec { program, args } => {
+                write!(f, "exec {program}")?;
+                for arg in args {
+                    write!(f, " {arg}")?;
+                }
+                Ok(())
+            }
+            Capability::Secret { name } => write!(f, "secret {name}"),
+        }
+    }
+}
+
 impl From<wit::AddonInfo> for AddonInfo {
     fn from(info: wit::AddonInfo) -> Self {
         AddonInfo {
@@ -219,6 +245,67 @@ pub(crate) fn validate(info: &AddonInfo) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_read_as_text() {
+        let shown: Vec<String> = [
+            Capability::Volume {
+                name: "*".into(),
+                writable: false,
+            },
+            Capability::Connect {
+                host: "*".into(),
+                port: 0,
+            },
+            Capability::Connect {
+                host: "db".into(),
+                port: 5432,
+            },
+            Capability::Exec {
+                program: "pg_dump".into(),
+                args: vec!["--host=*".into(), "**".into()],
+            },
+            Capability::Secret {
+                name: "password".into(),
+            },
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "volume (any granted) (read-only)",
+                "connect (the endpoints the job grants)",
+                "connect db:5432",
+                "exec pg_dump --host=* **",
+                "secret password"
+            ]
+        );
+    }
+
+    #[test]
+    fn exec_and_connect_declarations_match() {
+        let exec = Capability::Exec {
+            program: "pg_dump".into(),
+            args: vec!["--host=*".into(), "**".into()],
+        };
+        assert!(exec.allows_exec("pg_dump", &["--host=db".into(), "x".into()]));
+        assert!(!exec.allows_exec("pg_dump", &["--port=1".into()]));
+        assert!(!exec.allows_exec("psql", &["--host=db".into()]));
+        let any = Capability::Connect {
+            host: "*".into(),
+            port: 0,
+        };
+        assert!(any.allows_connect("db", 5432));
+        let one = Capability::Connect {
+            host: "DB".into(),
+            port: 5432,
+        };
+        assert!(one.allows_connect("db", 5432));
+        assert!(!one.allows_connect("db", 5433));
+        assert!(!one.allows_connect("other", 5432));
+    }
 
     #[test]
     fn volume_capability_checks_name_and_write() {

@@ -71,7 +71,7 @@ pub(crate) async fn run(g: &Global, cmd: Command) -> anyhow::Result<u8> {
             }
             println!("  capabilities:");
             for c in &info.capabilities {
-                println!("    {}", serde_json::to_string(c)?);
+                println!("    {c}");
             }
         }
     }

@@ -294,10 +294,20 @@ fn report(
     if let Some(p) = parent {
         println!("using parent snapshot {}", p.id.short());
     }
-    println!(
-        "files: {} new, {} changed, {} unmodified; {} directories",
-        s.files_new, s.files_changed, s.files_unmodified, s.dirs
-    );
+    let trees = snapshot
+        .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Tree);
+    if trees {
+        println!(
+            "files: {} new, {} changed, {} unmodified; {} directories",
+            s.files_new, s.files_changed, s.files_unmodified, s.dirs
+        );
+    } else {
+        for c in &snapshot.components {
+            println!("component {} ({})", c.name, output::bytes(c.size));
+        }
+    }
     println!(
         "processed {} in {:.1}s, added {} to the repository ({} data blobs, {} tree blobs)",
         output::bytes(s.bytes_processed),
