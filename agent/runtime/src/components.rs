@@ -18,7 +18,10 @@ use wasmtime_wasi::p2::{
 
 use crate::bindings::stowaway::addon::host;
 use crate::bindings::stowaway::addon::types::{AddonError, Attributes, ComponentInfo, Entry};
+use crate::bindings::stowaway::addon::volumes::MetadataUpdate;
+use crate::file_writer::{CopyError, FileWriter, WriteJob};
 use crate::job::{HostError, JobState, ProgressSink};
+use crate::volumes::GrantedVolume;
 
 /// Bytes the addon may write per `check-write` permit.
 const WRITE_PERMIT: usize = 1024 * 1024;
@@ -454,6 +457,8 @@ struct TreeCursor {
     reader: TreeReader,
     entry_no: u64,
     current_is_file: bool,
+    /// Content size of the current entry (regular files).
+    current_size: u64,
 }
 
 /// The entries of a tree component being restored.
@@ -461,6 +466,74 @@ pub struct TreeReaderHandle {
     cursor: Arc<Mutex<TreeCursor>>,
     host_error: HostError,
     progress: Option<Arc<dyn ProgressSink>>,
+    /// Writer threads of `write-file`, started by its first call.
+    writer: Option<FileWriter>,
+}
+
+impl TreeReaderHandle {
+    /// `write-file`: creates the current file in `volume` and queues (or, when large, does)
+    /// the writing of its content and metadata.
+    fn write_file(
+        &mut self,
+        volume: &GrantedVolume,
+        path: &str,
+        attrs: &MetadataUpdate,
+    ) -> Result<u64, AddonError> {
+        if let Some(failure) = self.writer.as_ref().and_then(FileWriter::failure) {
+            return Err(AddonError::Io(failure));
+        }
+        let mut cursor = lock(&self.cursor);
+        if !cursor.current_is_file {
+            return Err(AddonError::InvalidParameter(
+                "write-file() is only available right after next() returned a regular file".into(),
+            ));
+        }
+        let size = cursor.current_size;
+        let file = volume.create_file(path)?;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            slot => slot.insert(FileWriter::start().map_err(|e| {
+                AddonError::Internal(format!("cannot start the file writers: {e}"))
+            })?),
+        };
+        let read_failed = |err: std::io::Error, host_error: &HostError| {
+            host_error.record(format!("reading from the repository: {err}"));
+            AddonError::Io(format!("reading {path} from the repository: {err}"))
+        };
+        let mut content = cursor
+            .reader
+            .content()
+            .map_err(|e| read_failed(std::io::Error::other(e.to_string()), &self.host_error))?;
+        let (bytes, written) = if size > crate::file_writer::INLINE_MAX {
+            // Large files stream through the calling thread; only their metadata is queued.
+            let written =
+                crate::file_writer::copy_into(&mut content, &file).map_err(|e| match e {
+                    CopyError::Read(e) => read_failed(e, &self.host_error),
+                    CopyError::Write(e) => AddonError::Io(format!("cannot write {path}: {e}")),
+                })?;
+            (Vec::new(), written)
+        } else {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            content
+                .read_to_end(&mut bytes)
+                .map_err(|e| read_failed(e, &self.host_error))?;
+            let written = bytes.len() as u64;
+            (bytes, written)
+        };
+        drop(cursor);
+        if let Some(progress) = &self.progress {
+            progress.transferred(written);
+        }
+        writer
+            .queue(WriteJob {
+                file,
+                path: path.to_owned(),
+                content: bytes,
+                attrs: volume.file_attributes(attrs),
+            })
+            .map_err(AddonError::Io)?;
+        Ok(written)
+    }
 }
 
 impl TreeReaderHandle {
@@ -474,9 +547,11 @@ impl TreeReaderHandle {
                 reader,
                 entry_no: 0,
                 current_is_file: false,
+                current_size: 0,
             })),
             host_error,
             progress,
+            writer: None,
         }
     }
 }
@@ -526,6 +601,7 @@ impl host::HostTreeReader for JobState {
         match cursor.reader.next_entry() {
             Ok(Some(entry)) => {
                 cursor.current_is_file = crate::entry::is_file(&entry);
+                cursor.current_size = entry.size;
                 Ok(Ok(Some(crate::entry::to_wit(entry))))
             }
             Ok(None) => {
@@ -558,6 +634,32 @@ impl host::HostTreeReader for JobState {
         });
         drop(cursor);
         Ok(Ok(self.table.push(stream)?))
+    }
+
+    fn write_file(
+        &mut self,
+        this: Resource<TreeReaderHandle>,
+        volume: String,
+        path: String,
+        attrs: MetadataUpdate,
+    ) -> wasmtime::Result<Result<u64, AddonError>> {
+        let granted = match crate::volumes::find_writable(&self.volumes, &volume) {
+            Ok(granted) => granted,
+            Err(err) => return Ok(Err(err)),
+        };
+        let handle = self.table.get_mut(&this)?;
+        Ok(handle.write_file(granted, &path, &attrs))
+    }
+
+    fn finish_writes(
+        &mut self,
+        this: Resource<TreeReaderHandle>,
+    ) -> wasmtime::Result<Result<Vec<(String, String)>, AddonError>> {
+        let handle = self.table.get(&this)?;
+        Ok(match &handle.writer {
+            None => Ok(Vec::new()),
+            Some(writer) => writer.finish().map_err(AddonError::Io),
+        })
     }
 
     fn drop(&mut self, rep: Resource<TreeReaderHandle>) -> wasmtime::Result<()> {

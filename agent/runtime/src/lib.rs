@@ -27,6 +27,7 @@ mod engine;
 mod entry;
 mod error;
 mod exec;
+mod file_writer;
 mod info;
 mod job;
 mod limits;

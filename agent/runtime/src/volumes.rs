@@ -188,21 +188,71 @@ fn read_link(dir: &impl AsFd, name: &str) -> Result<Option<String>, Errno> {
     Ok(target.into_string().ok())
 }
 
+/// Volume `name` of a job.
+fn find_volume<'a>(
+    volumes: &'a [GrantedVolume],
+    name: &str,
+) -> Result<&'a GrantedVolume, AddonError> {
+    volumes
+        .iter()
+        .find(|v| v.name == name)
+        .ok_or_else(|| AddonError::NotFound(format!("volume {name:?} is not granted to this job")))
+}
+
+/// Volume `name` of a job, which must be writable.
+pub(crate) fn find_writable<'a>(
+    volumes: &'a [GrantedVolume],
+    name: &str,
+) -> Result<&'a GrantedVolume, AddonError> {
+    let volume = find_volume(volumes, name)?;
+    if !volume.writable {
+        return Err(AddonError::PermissionDenied(format!(
+            "volume {name:?} is read-only in this job"
+        )));
+    }
+    Ok(volume)
+}
+
+impl GrantedVolume {
+    /// Creates the regular file `path` (exclusive create, mode 0600 until its metadata is
+    /// set, no symlink followed anywhere on the path) and returns it open for writing.
+    pub(crate) fn create_file(&self, path: &str) -> Result<OwnedFd, AddonError> {
+        let segments = split(path)?;
+        let fail = |e| errno_error("creating", &self.name, path, e);
+        let Some((name, parents)) = segments.split_last() else {
+            return Err(AddonError::InvalidParameter(
+                "the volume root is not a file".into(),
+            ));
+        };
+        let dir = self.open_dir(parents).map_err(fail)?;
+        rustix::fs::openat(
+            &*dir,
+            *name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(fail)
+    }
+
+    /// The metadata of `attrs`, to set on a file this volume's restore created.
+    pub(crate) fn file_attributes(&self, attrs: &MetadataUpdate) -> crate::file_writer::Attributes {
+        crate::file_writer::Attributes {
+            mode: attrs.mode,
+            owner: attrs.owner,
+            mtime: attrs.mtime.map(timespec),
+            atime: attrs.atime.map(timespec),
+            privileged: self.privileged,
+        }
+    }
+}
+
 impl JobState {
     fn volume(&self, name: &str) -> Result<&GrantedVolume, AddonError> {
-        self.volumes.iter().find(|v| v.name == name).ok_or_else(|| {
-            AddonError::NotFound(format!("volume {name:?} is not granted to this job"))
-        })
+        find_volume(&self.volumes, name)
     }
 
     fn writable_volume(&self, name: &str) -> Result<&GrantedVolume, AddonError> {
-        let volume = self.volume(name)?;
-        if !volume.writable {
-            return Err(AddonError::PermissionDenied(format!(
-                "volume {name:?} is read-only in this job"
-            )));
-        }
-        Ok(volume)
+        find_writable(&self.volumes, name)
     }
 
     fn read_dir(&self, volume: &str, path: &str) -> Result<WVec<Entry>, AddonError> {

@@ -6,8 +6,7 @@ use stowaway_addon::bindings::wasi::filesystem::types::{DescriptorType, PathFlag
 use stowaway_addon::volume::Volume;
 use stowaway_addon::volumes::{self, MetadataUpdate};
 use stowaway_addon::{
-    AddonError, Attributes, ComponentKind, Entry, EntryKind, ErrorCode, Job, SpliceError,
-    TreeReader, error, log, splice_all,
+    AddonError, Attributes, ComponentKind, Entry, EntryKind, ErrorCode, Job, TreeReader, error, log,
 };
 
 /// Entries between two cancellation checks (a check is one cheap host call).
@@ -164,6 +163,10 @@ impl Restore<'_> {
                 }
             }
         }
+        // Every file is complete before the restore reports success.
+        for (path, message) in reader.finish_writes()? {
+            self.warn("cannot set metadata", &path, &message);
+        }
         // Children change their directory's mtime: set directory metadata last, deepest first.
         let mut dirs = std::mem::take(&mut self.dir_attrs);
         dirs.sort_by_key(|e| std::cmp::Reverse(depth(&e.path)));
@@ -275,24 +278,10 @@ impl Restore<'_> {
         if !self.clear(path)? {
             return Ok(());
         }
-        // Exclusive create, no symlink following: nothing can redirect the write.
-        let context = |e: ErrorCode| error::with_context(e, format!("cannot create {path}"));
-        let output = self
-            .volume
-            .create_new(path)
-            .map_err(context)?
-            .write_via_stream(0)
-            .map_err(context)?;
-        let input = reader.content()?;
-        let copied = splice_all(&input, &output).map_err(|e| match e {
-            SpliceError::Read(m) => error::io(format!("cannot read {path} from the snapshot: {m}")),
-            SpliceError::Write(m) => error::io(format!("cannot write {path}: {m}")),
-        })?;
-        output
-            .blocking_flush()
-            .map_err(|e| error::with_context(e, format!("cannot write {path}")))?;
-        drop(output);
-        drop(input);
+        // The host creates the file (exclusive, no symlink followed) and writes its content
+        // and metadata on its own threads, several files at once.
+        let update = self.update(entry, true);
+        let copied = reader.write_file(self.volume.name(), path, update)?;
         if copied != entry.size {
             return Err(error::corrupt(format!(
                 "{path}: the snapshot holds {copied} bytes, its entry says {}",
@@ -300,7 +289,6 @@ impl Restore<'_> {
             )));
         }
         self.bytes += copied;
-        self.set_attributes(entry, true);
         Ok(())
     }
 
@@ -353,16 +341,22 @@ impl Restore<'_> {
         Ok(())
     }
 
-    /// Sets the entry's metadata; `full` false (symlinks) skips the permission bits, which
-    /// symlinks do not have. The host never follows a symlink when it sets owner or times.
-    /// A failure is a warning.
-    fn set_attributes(&mut self, entry: &Entry, full: bool) {
-        let update = MetadataUpdate {
+    /// The metadata to restore for `entry`; `full` false (symlinks) leaves out the permission
+    /// bits.
+    fn update(&self, entry: &Entry, full: bool) -> MetadataUpdate {
+        MetadataUpdate {
             mode: full.then_some(entry.mode),
             owner: self.options.restore_owner.then_some((entry.uid, entry.gid)),
             mtime: Some(entry.mtime),
             atime: Some(entry.atime),
-        };
+        }
+    }
+
+    /// Sets the entry's metadata; `full` false (symlinks) skips the permission bits, which
+    /// symlinks do not have. The host never follows a symlink when it sets owner or times.
+    /// A failure is a warning.
+    fn set_attributes(&mut self, entry: &Entry, full: bool) {
+        let update = self.update(entry, full);
         if let Err(e) = volumes::set_attributes(self.volume.name(), &entry.path, update) {
             self.warn("cannot set metadata", &entry.path, &e);
         }
