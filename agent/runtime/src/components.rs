@@ -506,11 +506,13 @@ impl TreeReaderHandle {
             .map_err(|e| read_failed(std::io::Error::other(e.to_string()), &self.host_error))?;
         let (bytes, written) = if size > crate::file_writer::INLINE_MAX {
             // Large files stream through the calling thread; only their metadata is queued.
-            let written =
-                crate::file_writer::copy_into(&mut content, &file).map_err(|e| match e {
-                    CopyError::Read(e) => read_failed(e, &self.host_error),
-                    CopyError::Write(e) => AddonError::Io(format!("cannot write {path}: {e}")),
-                })?;
+            let written = crate::file_writer::pump(&mut content, |data| {
+                crate::file_writer::write_all(&file, data)
+            })
+            .map_err(|e| match e {
+                CopyError::Read(e) => read_failed(e, &self.host_error),
+                CopyError::Write(e) => AddonError::Io(format!("cannot write {path}: {e}")),
+            })?;
             (Vec::new(), written)
         } else {
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));

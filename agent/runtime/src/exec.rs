@@ -26,6 +26,7 @@ use crate::bindings::stowaway::addon::exec::{
 };
 use crate::bindings::stowaway::addon::types::AddonError;
 use crate::components::{ContentTarget, StreamWriterHandle};
+use crate::file_writer::{CopyError, pump};
 use crate::job::JobState;
 use crate::limits::Deadline;
 
@@ -52,8 +53,6 @@ impl ExecGrant {
 const MONITOR_TICK: Duration = Duration::from_millis(10);
 /// Bytes of standard error kept for the exit status.
 const STDERR_TAIL: usize = 4096;
-/// Read size of the host-side copies.
-const COPY_BUFFER: usize = 1 << 20;
 /// How many bytes the addon may have in flight towards a child's stdin.
 const STDIN_BUDGET: usize = 1 << 20;
 
@@ -178,7 +177,7 @@ struct Copy {
     what: String,
     /// Copies into the child's stdin fail with a broken pipe when the child exits early.
     into_child: bool,
-    thread: JoinHandle<Result<u64, std::io::Error>>,
+    thread: JoinHandle<Result<u64, CopyError>>,
 }
 
 /// The resource behind `exec.child`.
@@ -414,7 +413,7 @@ fn show_command(command: &WitCommand) -> String {
 
 fn start_copy<F>(what: String, into_child: bool, f: F) -> Result<Copy, AddonError>
 where
-    F: FnOnce() -> Result<u64, std::io::Error> + Send + 'static,
+    F: FnOnce() -> Result<u64, CopyError> + Send + 'static,
 {
     let thread = std::thread::Builder::new()
         .name("stowaway-copy".into())
@@ -499,28 +498,16 @@ impl wit::HostChild for JobState {
             child.program
         );
         let copy = start_copy(what, false, move || {
-            let mut buf = vec![0u8; COPY_BUFFER];
-            let mut total = 0u64;
-            loop {
-                let n = match stdout.read(&mut buf) {
-                    Ok(0) => return Ok(total),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                match target.write(&buf[..n]) {
-                    None => {
-                        return Err(std::io::Error::other(format!(
-                            "component {name} was finished before the program's output ended"
-                        )));
-                    }
-                    Some(Ok(())) => total += n as u64,
-                    Some(Err(err)) => {
-                        host_error.record(format!("writing to the repository: {err}"));
-                        return Err(std::io::Error::other(err.to_string()));
-                    }
+            pump(&mut stdout, |data| match target.write(data) {
+                None => Err(std::io::Error::other(format!(
+                    "component {name} was finished before the program's output ended"
+                ))),
+                Some(Ok(())) => Ok(()),
+                Some(Err(err)) => {
+                    host_error.record(format!("writing to the repository: {err}"));
+                    Err(std::io::Error::other(err.to_string()))
                 }
-            }
+            })
         });
         Ok(copy.map(|copy| child.copies.push(copy)))
     }
@@ -549,26 +536,14 @@ impl wit::HostChild for JobState {
         };
         let what = format!("feeding component {name} to {}", child.program);
         let copy = start_copy(what, true, move || {
-            let mut buf = vec![0u8; COPY_BUFFER];
-            let mut total = 0u64;
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => return Ok(total),
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(std::io::Error::other(format!(
-                            "reading the repository: {e}"
-                        )));
-                    }
-                };
-                stdin.write_all(&buf[..n])?;
-                total += n as u64;
+            // Dropping `stdin` at the end closes the child's input.
+            pump(&mut reader, |data| {
+                stdin.write_all(data)?;
                 if let Some(progress) = &progress {
-                    progress.transferred(n as u64);
+                    progress.transferred(data.len() as u64);
                 }
-            }
-            // Dropping `stdin` closes the child's input.
+                Ok(())
+            })
         });
         Ok(copy.map(|copy| child.copies.push(copy)))
     }
@@ -604,14 +579,17 @@ impl wit::HostChild for JobState {
         };
         let mut copy_error = None;
         for copy in child.copies.drain(..) {
-            let result = copy
-                .thread
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("the copy thread panicked")));
+            let result = copy.thread.join().unwrap_or_else(|_| {
+                Err(CopyError::Read(std::io::Error::other(
+                    "the copy thread panicked",
+                )))
+            });
             match result {
                 Ok(bytes) => tracing::debug!(what = %copy.what, bytes, "copy complete"),
                 // The child stopped reading: its exit status tells why, unless it succeeded.
-                Err(e) if copy.into_child && e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Err(CopyError::Write(e))
+                    if copy.into_child && e.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
                     if status.success() && copy_error.is_none() {
                         copy_error = Some(format!(
                             "{}: {} exited before it read all of its input",
@@ -619,7 +597,7 @@ impl wit::HostChild for JobState {
                         ));
                     }
                 }
-                Err(e) => {
+                Err(CopyError::Read(e) | CopyError::Write(e)) => {
                     if copy_error.is_none() {
                         copy_error = Some(format!("{}: {e}", copy.what));
                     }

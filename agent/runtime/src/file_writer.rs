@@ -201,14 +201,18 @@ pub(crate) fn write_all(file: &OwnedFd, mut data: &[u8]) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Why [`copy_into`] stopped.
+/// Why [`pump`] stopped.
+#[derive(Debug)]
 pub(crate) enum CopyError {
     Read(std::io::Error),
     Write(std::io::Error),
 }
 
-/// Copies everything `reader` yields into `file`; returns the number of bytes.
-pub(crate) fn copy_into(reader: &mut impl Read, file: &OwnedFd) -> Result<u64, CopyError> {
+/// Feeds everything `reader` yields to `sink`, 1 MiB at a time; returns the number of bytes.
+pub(crate) fn pump(
+    reader: &mut impl Read,
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<u64, CopyError> {
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
@@ -218,7 +222,7 @@ pub(crate) fn copy_into(reader: &mut impl Read, file: &OwnedFd) -> Result<u64, C
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
         };
-        write_all(file, &buf[..n]).map_err(CopyError::Write)?;
+        sink(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
     }
 }
