@@ -373,6 +373,51 @@ impl host::HostFileContent for JobState {
             .map_err(crate::entry::entry_error))
     }
 
+    fn copy_from(
+        &mut self,
+        this: Resource<FileContentHandle>,
+        volume: String,
+        path: String,
+    ) -> wasmtime::Result<Result<u64, AddonError>> {
+        let granted = match crate::volumes::find_volume(&self.volumes, &volume) {
+            Ok(granted) => granted,
+            Err(err) => return Ok(Err(err)),
+        };
+        let file = match granted.open_file(&path) {
+            Ok(file) => file,
+            Err(err) => return Ok(Err(err)),
+        };
+        let handle = self.table.get_mut(&this)?;
+        if let Err(err) = take_output(&mut handle.output_taken, &format!("file {:?}", handle.path))
+        {
+            return Ok(Err(err));
+        }
+        let target = OpenFile {
+            slot: handle.slot.clone(),
+            closed: handle.closed.clone(),
+        };
+        let host_error = handle.host_error.clone();
+        let mut reader = std::fs::File::from(file);
+        let copied = crate::file_writer::pump(&mut reader, |data| match target.write(data) {
+            Some(Ok(())) => Ok(()),
+            None => Err(std::io::Error::other(
+                "the file content is already finished",
+            )),
+            Some(Err(err)) => Err(std::io::Error::other(err.to_string())),
+        });
+        Ok(match copied {
+            Ok(bytes) => Ok(bytes),
+            Err(CopyError::Read(e)) => {
+                Err(AddonError::Io(format!("cannot read {volume}:{path}: {e}")))
+            }
+            Err(CopyError::Write(e)) => {
+                let message = format!("storing {volume}:{path} in the repository: {e}");
+                host_error.record(message.clone());
+                Err(AddonError::Internal(message))
+            }
+        })
+    }
+
     fn drop(&mut self, rep: Resource<FileContentHandle>) -> wasmtime::Result<()> {
         let handle = self.table.delete(rep)?;
         if !handle.closed.swap(true, Ordering::Relaxed) {

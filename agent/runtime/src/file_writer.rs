@@ -208,15 +208,35 @@ pub(crate) enum CopyError {
     Write(std::io::Error),
 }
 
+thread_local! {
+    /// The read buffer of [`pump`], kept per thread: backups and restores pump once per
+    /// file, and a fresh 1 MiB buffer each time costs an mmap, page faults and an munmap.
+    static PUMP_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Feeds everything `reader` yields to `sink`, 1 MiB at a time; returns the number of bytes.
 pub(crate) fn pump(
     reader: &mut impl Read,
+    sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<u64, CopyError> {
+    PUMP_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.resize(1 << 20, 0);
+            pump_with(reader, &mut buf, sink)
+        }
+        // Re-entered from inside a sink: use a buffer of its own.
+        Err(_) => pump_with(reader, &mut vec![0u8; 1 << 20], sink),
+    })
+}
+
+fn pump_with(
+    reader: &mut impl Read,
+    buf: &mut [u8],
     mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
 ) -> Result<u64, CopyError> {
-    let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
+        let n = match reader.read(buf) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -187,10 +187,22 @@ fn file_system_escapes_are_denied() {
         .backup(&addon, spec)
         .expect("the escape addon runs to the end");
     assert!(
-        out.attributes.len() >= 10,
+        out.attributes.len() >= 17,
         "too few attempts: {:?}",
         out.attributes
     );
+    for attempt in [
+        "copy-from-dotdot",
+        "copy-from-absolute",
+        "copy-from-symlink-dir",
+        "copy-from-symlink",
+    ] {
+        assert!(
+            out.attributes.iter().any(|(a, _)| a == attempt),
+            "attempt {attempt} missing: {:?}",
+            out.attributes
+        );
+    }
     for (attempt, outcome) in &out.attributes {
         assert!(
             outcome.starts_with("denied"),

@@ -189,7 +189,7 @@ fn read_link(dir: &impl AsFd, name: &str) -> Result<Option<String>, Errno> {
 }
 
 /// Volume `name` of a job.
-fn find_volume<'a>(
+pub(crate) fn find_volume<'a>(
     volumes: &'a [GrantedVolume],
     name: &str,
 ) -> Result<&'a GrantedVolume, AddonError> {
@@ -232,6 +232,34 @@ impl GrantedVolume {
             Mode::from_raw_mode(0o600),
         )
         .map_err(fail)
+    }
+
+    /// Opens the regular file `path` for reading (no symlink followed anywhere on the path;
+    /// a fifo or device is refused without blocking on it).
+    pub(crate) fn open_file(&self, path: &str) -> Result<OwnedFd, AddonError> {
+        let segments = split(path)?;
+        let fail = |e| errno_error("cannot open", &self.name, path, e);
+        let Some((name, parents)) = segments.split_last() else {
+            return Err(AddonError::InvalidParameter(
+                "the volume root is not a file".into(),
+            ));
+        };
+        let dir = self.open_dir(parents).map_err(fail)?;
+        let file = rustix::fs::openat(
+            &*dir,
+            *name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(fail)?;
+        let st = rustix::fs::fstat(&file).map_err(fail)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(AddonError::InvalidParameter(format!(
+                "{}:{path} is not a regular file",
+                self.name
+            )));
+        }
+        Ok(file)
     }
 
     /// The metadata of `attrs`, to set on a file this volume's restore created.

@@ -141,3 +141,18 @@ pub fn stream_error_message(error: &StreamError) -> String {
         StreamError::LastOperationFailed(e) => e.to_debug_string(),
     }
 }
+
+/// The sentence-fragment message of an error (`"cancelled"` for [`AddonError::Cancelled`]).
+pub fn message(error: &AddonError) -> &str {
+    match error {
+        AddonError::InvalidParameter(m)
+        | AddonError::PermissionDenied(m)
+        | AddonError::NotFound(m)
+        | AddonError::Unavailable(m)
+        | AddonError::Io(m)
+        | AddonError::Unsupported(m)
+        | AddonError::Corrupt(m)
+        | AddonError::Internal(m) => m,
+        AddonError::Cancelled => "cancelled",
+    }
+}

@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use stowaway_addon::volume::Volume;
 use stowaway_addon::{
-    AddonError, Attributes, Entry, EntryKind, FileContent, Job, SpliceError, TreeWriter, error,
-    log, splice_all,
+    AddonError, Attributes, Entry, EntryKind, FileContent, Job, TreeWriter, error, log,
 };
 
 use crate::exclude::Excludes;
@@ -221,43 +220,23 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Copies the file's content into `content`. Returns false when the file could not be
-    /// read: then `content` is dropped unfinished and the host leaves the file out.
+    /// Copies the file's content into `content`, inside the host (the bytes never pass
+    /// through the addon). Returns false when the file could not be read: then `content` is
+    /// dropped unfinished and the host leaves the file out.
     fn copy(&mut self, entry: &Entry, content: FileContent) -> Result<bool, AddonError> {
-        let input = match self.volume.read_stream(&entry.path) {
-            Ok(input) => input,
-            Err(code) => {
-                drop(content);
-                self.warn(
-                    "cannot open file (left out)",
-                    entry,
-                    &error::describe_error_code(code),
-                );
-                return Ok(false);
-            }
-        };
-        let output = content.output()?;
-        let copied = match splice_all(&input, &output) {
+        let copied = match content.copy_from(self.volume.name(), &entry.path) {
             Ok(n) => n,
-            Err(SpliceError::Read(e)) => {
-                drop(output);
+            // The repository failed underneath: nothing more can be stored.
+            Err(e @ AddonError::Internal(_)) => {
+                self.job.check_cancelled()?;
+                return Err(e);
+            }
+            Err(e) => {
                 drop(content);
-                self.warn("cannot read file (left out)", entry, &e);
+                self.warn("cannot read file (left out)", entry, &error::message(&e));
                 return Ok(false);
             }
-            Err(e @ SpliceError::Write(_)) => {
-                self.job.check_cancelled()?;
-                return Err(error::with_context(
-                    e,
-                    format!("cannot store {}", entry.path),
-                ));
-            }
         };
-        output
-            .blocking_flush()
-            .map_err(|e| error::with_context(e, format!("cannot store {}", entry.path)))?;
-        drop(output);
-        drop(input);
         let changed = copied != entry.size;
         if changed {
             self.warn(

@@ -5,7 +5,9 @@
 //! Attempts (attribute names): `read-etc-passwd`, `read-dotdot-std`, `read-dotdot-wasi`,
 //! `read-symlink-std`, `read-symlink-wasi`, `read-dir-dotdot`, `read-dir-absolute`,
 //! `read-dir-symlink`, `stat-dotdot`, `write-readonly`, `mkdir-readonly`,
-//! `set-attributes-readonly`, `make-special-readonly`.
+//! `set-attributes-readonly`, `make-special-readonly`, and `copy-from-dotdot`,
+//! `copy-from-absolute`, `copy-from-symlink-dir`, `copy-from-symlink` (a tree's
+//! `file-content.copy-from` reading outside the volume).
 
 use stowaway_addon::bindings::wasi::filesystem::types::{DescriptorFlags, OpenFlags, PathFlags};
 use stowaway_addon::volume::Volume;
@@ -41,7 +43,7 @@ impl Addon for EscapeFs {
         }
     }
 
-    fn backup(_job: &Job) -> Result<Attributes, AddonError> {
+    fn backup(job: &Job) -> Result<Attributes, AddonError> {
         let mut out: Attributes = Vec::new();
         let mut record = |name: &str, result: String| {
             log::info_with("escape attempt", &[("attempt", name), ("outcome", &result)]);
@@ -120,6 +122,44 @@ impl Addon for EscapeFs {
                 0,
             )),
         );
+        // Host-side reads into a tree component (the tree is never finished, so nothing is
+        // recorded).
+        let tree = job.create_tree("probe")?;
+        let probe = stowaway_addon::Entry {
+            path: "probe".into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 1,
+            mtime: stowaway_addon::Timestamp {
+                seconds: 0,
+                nanoseconds: 0,
+            },
+            ctime: stowaway_addon::Timestamp {
+                seconds: 0,
+                nanoseconds: 0,
+            },
+            atime: stowaway_addon::Timestamp {
+                seconds: 0,
+                nanoseconds: 0,
+            },
+            inode: 0,
+            device: 0,
+            nlink: 1,
+            rdev: 0,
+            link_target: None,
+        };
+        if let Some(content) = tree.add_file(&probe)? {
+            for (attempt, path) in [
+                ("copy-from-dotdot", "../../etc/passwd"),
+                ("copy-from-absolute", "/etc/passwd"),
+                ("copy-from-symlink-dir", "link/passwd"),
+                ("copy-from-symlink", "link"),
+            ] {
+                record(attempt, outcome(content.copy_from(&name, path)));
+            }
+        }
         Ok(out)
     }
 }
