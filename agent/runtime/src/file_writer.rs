@@ -103,14 +103,9 @@ impl FileWriter {
     pub fn queue(&self, job: WriteJob) -> Result<(), String> {
         let size = job.content.len();
         {
-            let mut state = lock(&self.shared.state);
-            while state.pending > 0 && state.bytes + size > QUEUE_BYTES && state.failure.is_none() {
-                state = self
-                    .shared
-                    .changed
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+            let mut state = self.wait_while(|s| {
+                s.pending > 0 && s.bytes + size > QUEUE_BYTES && s.failure.is_none()
+            });
             if let Some(failure) = &state.failure {
                 return Err(failure.clone());
             }
@@ -133,18 +128,19 @@ impl FileWriter {
 
     /// Waits until every queued file is written; the warnings so far, or the first failure.
     pub fn finish(&self) -> Result<Vec<(String, String)>, String> {
-        let mut state = lock(&self.shared.state);
-        while state.pending > 0 {
-            state = self
-                .shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+        let mut state = self.wait_while(|s| s.pending > 0);
         if let Some(failure) = &state.failure {
             return Err(failure.clone());
         }
         Ok(std::mem::take(&mut state.warnings))
+    }
+
+    /// The state, once `busy` is false.
+    fn wait_while(&self, busy: impl FnMut(&mut State) -> bool) -> MutexGuard<'_, State> {
+        self.shared
+            .changed
+            .wait_while(lock(&self.shared.state), busy)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
