@@ -5,6 +5,7 @@ mod addon;
 mod backup;
 mod check;
 mod copy;
+mod crds;
 mod dump;
 mod forget;
 mod grants;
@@ -113,6 +114,8 @@ enum Command {
     /// Inspect addons.
     #[command(subcommand)]
     Addon(addon::Command),
+    /// Print the Kubernetes CustomResourceDefinitions as YAML.
+    Crds(crds::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Key(cmd) => key::run(g, cmd).await,
         Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
+        Command::Crds(args) => crds::run(args).await,
     }
 }
 

@@ -363,3 +363,18 @@ fn ctrl_c_stops_a_backup_without_recording_a_snapshot() {
     );
     env.ok(&["check"]);
 }
+
+#[test]
+fn crds_prints_the_chart_copy() {
+    let env = Env::new();
+    let out = env.ok(&["crds"]);
+    let chart = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../charts/stowaway/crds/stowaway-crds.yaml"
+    );
+    assert_eq!(out, std::fs::read_to_string(chart).unwrap());
+    assert_eq!(
+        out.matches("\nkind: CustomResourceDefinition\n").count(),
+        11
+    );
+}

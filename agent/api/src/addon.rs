@@ -1,0 +1,90 @@
+//! `Addon` (`addons.stowaway.dev/v1alpha1`, cluster-scoped): the backup and restore tasks of
+//! one kind of target. In Stowaway a task's Function names a WebAssembly addon.
+
+use k8s_openapi::api::core::v1::VolumeMount;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{Driver, ParameterDefinition, preserve_unknown_fields};
+
+/// Spec of an Addon.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "addons.stowaway.dev",
+    version = "v1alpha1",
+    kind = "Addon",
+    category = "stowaway",
+    derive = "Default",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonSpec {
+    /// Backup tasks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backup_tasks: Vec<Task>,
+    /// Restore tasks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_tasks: Vec<Task>,
+}
+
+/// One task of an Addon.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Task {
+    /// Task name, such as `logical-backup`.
+    pub name: String,
+    /// Function name.
+    pub function: String,
+    /// Tool that moves the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<Driver>,
+    /// Where the task runs (only `Job` is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<TaskExecutor>,
+    /// One job for the whole target instead of one per pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub singleton: Option<bool>,
+    /// Parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<ParameterDefinition>,
+    /// Volumes the task needs; users override them by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_template: Vec<VolumeTemplate>,
+    /// Mounts of those volumes in the executor container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+}
+
+/// Where a task runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum TaskExecutor {
+    /// A Job.
+    Job,
+    /// The sidecar.
+    Sidecar,
+    /// An ephemeral container.
+    EphemeralContainer,
+    /// Jobs at several levels.
+    MultiLevelJob,
+}
+
+/// A volume of a task.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeTemplate {
+    /// Volume name.
+    pub name: String,
+    /// What it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<String>,
+    /// Volume source or `volumeClaimTemplate` (kept free-form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_fields")]
+    pub source: Option<serde_json::Value>,
+}
