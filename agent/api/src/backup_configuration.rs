@@ -85,6 +85,10 @@ fn one() -> Option<i32> {
 pub struct SchedulerSpec {
     /// Cron schedule, such as `*/5 * * * *`.
     pub schedule: String,
+    /// IANA time zone the schedule is read in, such as `Europe/Berlin` (default UTC; as
+    /// CronJob's `timeZone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Deadline in seconds for starting a missed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting_deadline_seconds: Option<i64>,
@@ -242,6 +246,10 @@ pub struct SessionStatus {
     /// Next scheduled run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule: Option<String>,
+    /// The last schedule instant the operator has dealt with (run, skipped or missed), so that
+    /// a restart of the operator neither skips nor repeats a run (Stowaway addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
     /// `SchedulerEnsured`, `InitialBackupTriggered`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

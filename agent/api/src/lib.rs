@@ -28,6 +28,7 @@ pub mod hook_template;
 pub mod repository;
 pub mod restore_session;
 pub mod retention_policy;
+pub mod size;
 pub mod snapshot;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -1,0 +1,538 @@
+//! The BackupSession reconciler's decisions: whether a run may start, the Snapshots it
+//! writes, handing the work to an executor, the deadline, the outcome and the retry.
+//!
+//! The executor (the target's sidecar, or a Job running `stowaway`) writes each Snapshot's
+//! phase; this reconciler only reads them. A Snapshot is Succeeded only once its data and its
+//! snapshot record are in the repository, so a session is never Succeeded with half its data.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::ResourceExt;
+use stowaway_api::backup_configuration::BackupConfigurationPhase;
+use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus, SnapshotStatus};
+use stowaway_api::common::{DeletionPolicy, RunPhase};
+use stowaway_api::snapshot::SnapshotSpec;
+use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
+
+use crate::backup_configuration::{is_active, managed_labels};
+use crate::conditions;
+use crate::duration::{format_duration, parse_duration};
+use crate::events::Note;
+use crate::names;
+use stowaway_api::size;
+
+/// Condition: the run was skipped.
+pub const BACKUP_SKIPPED: &str = "BackupSkipped";
+/// Condition: one Snapshot per repository exists.
+pub const SNAPSHOTS_ENSURED: &str = "SnapshotsEnsured";
+/// Condition: the executor (sidecar or Job) has the work.
+pub const EXECUTOR_ENSURED: &str = "BackupExecutorEnsured";
+/// Condition: the run ended before its snapshots did (deadline, executor failure).
+pub const BACKUP_INCOMPLETE: &str = "BackupIncomplete";
+
+/// Who runs the backup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// A Stowaway sidecar beside the target claims the session.
+    Sidecar,
+    /// A Job runs `stowaway`; `None` while it does not exist.
+    Job(Option<JobState>),
+}
+
+/// What the operator sees of an executor Job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Still running (or not started).
+    Active,
+    /// Completed.
+    Succeeded,
+    /// Failed; the text is the Job's reason and message.
+    Failed(String),
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The session.
+    pub session: &'a BackupSession,
+    /// Its invoker, if it exists.
+    pub invoker: Option<&'a BackupConfiguration>,
+    /// Other BackupSessions of the same invoker.
+    pub siblings: &'a [BackupSession],
+    /// Snapshots that exist for this session.
+    pub snapshots: &'a [Snapshot],
+    /// Who runs it.
+    pub executor: Executor,
+    /// The time of this decision.
+    pub now: Timestamp,
+}
+
+/// What the operator should do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The new status.
+    pub status: BackupSessionStatus,
+    /// Snapshots to create.
+    pub create_snapshots: Vec<Snapshot>,
+    /// Create the executor Job.
+    pub create_job: bool,
+    /// Delete the executor Job (the run ended without it).
+    pub delete_job: bool,
+    /// Snapshots to mark Failed, with the reason (the executor cannot any more).
+    pub fail_snapshots: Vec<(String, String)>,
+    /// The retry to create.
+    pub create_retry: Option<BackupSession>,
+    /// Events to record on the session.
+    pub events: Vec<Note>,
+    /// When to look again.
+    pub requeue_after: Option<Duration>,
+}
+
+/// Decides what a BackupSession needs now.
+pub fn decide(observed: &Observed<'_>) -> Plan {
+    let session = observed.session;
+    let now = observed.now;
+    let mut status = session.status.clone().unwrap_or_default();
+    let mut plan = Plan::default();
+    let created = session
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+
+    match status.phase {
+        Some(BackupSessionPhase::Succeeded | BackupSessionPhase::Skipped) => {
+            plan.status = status;
+            return plan;
+        }
+        Some(BackupSessionPhase::Failed) => {
+            retry(observed, &mut status, &mut plan);
+            plan.status = status;
+            return plan;
+        }
+        None => {
+            if let Err((reason, message)) = may_start(observed, created) {
+                if reason.is_empty() {
+                    // An earlier session of the invoker goes first; look again soon.
+                    plan.requeue_after = Some(Duration::from_secs(2));
+                    plan.status = status;
+                    return plan;
+                }
+                conditions::set(
+                    &mut status.conditions,
+                    BACKUP_SKIPPED,
+                    true,
+                    reason,
+                    &message,
+                    now,
+                );
+                status.phase = Some(BackupSessionPhase::Skipped);
+                plan.events.push(Note::warning(reason, message));
+                plan.status = status;
+                return plan;
+            }
+            status.phase = Some(BackupSessionPhase::Running);
+            if let Some(timeout) = session.spec.backup_timeout.as_deref()
+                && let Ok(timeout) = parse_duration(timeout)
+                && let Ok(timeout) = jiff::SignedDuration::try_from(timeout)
+                && let Ok(deadline) = created.checked_add(timeout)
+            {
+                status.backup_deadline = Some(Time(deadline));
+            }
+            plan.events
+                .push(Note::normal("BackupStarted", "backup started"));
+        }
+        Some(BackupSessionPhase::Pending | BackupSessionPhase::Running) => {}
+    }
+
+    // Running: the snapshots, one per repository of the session.
+    let Some(config) = observed.invoker else {
+        fail(
+            &mut status,
+            &mut plan,
+            observed,
+            "InvokerNotFound",
+            format!(
+                "{} {} was deleted while the backup ran",
+                session.spec.invoker.kind, session.spec.invoker.name
+            ),
+        );
+        plan.status = status;
+        return plan;
+    };
+    let repositories: Vec<&str> = config
+        .spec
+        .sessions
+        .iter()
+        .find(|s| s.name == session.spec.session)
+        .map(|s| s.repositories.iter().map(|r| r.name.as_str()).collect())
+        .unwrap_or_default();
+    status.total_snapshots = i32::try_from(repositories.len()).ok();
+    let mut snapshots = Vec::new();
+    for repo in &repositories {
+        let name = names::snapshot_name(repo, &session.name_any());
+        let existing = observed.snapshots.iter().find(|s| s.name_any() == name);
+        if existing.is_none() {
+            plan.create_snapshots
+                .push(new_snapshot(config, session, repo, &name));
+        }
+        snapshots.push((name, *repo, existing));
+    }
+    conditions::set(
+        &mut status.conditions,
+        SNAPSHOTS_ENSURED,
+        true,
+        "SnapshotsEnsured",
+        format!("{} snapshot(s)", snapshots.len()),
+        now,
+    );
+    status.snapshots = snapshots
+        .iter()
+        .map(|(name, repo, existing)| SnapshotStatus {
+            name: name.clone(),
+            phase: Some(
+                existing
+                    .and_then(|s| s.status.as_ref())
+                    .and_then(|s| s.phase)
+                    .unwrap_or(RunPhase::Pending),
+            ),
+            app_ref: config.spec.target.clone(),
+            repository: Some((*repo).to_owned()),
+        })
+        .collect();
+
+    // The executor.
+    match &observed.executor {
+        Executor::Sidecar => conditions::set(
+            &mut status.conditions,
+            EXECUTOR_ENSURED,
+            true,
+            "SidecarExecutor",
+            "the target's sidecar runs the backup",
+            now,
+        ),
+        Executor::Job(None) => {
+            plan.create_job = true;
+            conditions::set(
+                &mut status.conditions,
+                EXECUTOR_ENSURED,
+                true,
+                "JobExecutor",
+                "a Job runs the backup",
+                now,
+            );
+        }
+        Executor::Job(Some(_)) => {}
+    }
+
+    // Outcome.
+    let phases: Vec<RunPhase> = status
+        .snapshots
+        .iter()
+        .map(|s| s.phase.unwrap_or(RunPhase::Pending))
+        .collect();
+    let finished = phases
+        .iter()
+        .all(|p| matches!(p, RunPhase::Succeeded | RunPhase::Failed));
+    status.size = size::sum(snapshots.iter().filter_map(|(_, _, s)| {
+        s.and_then(|s| s.status.as_ref())
+            .and_then(|s| s.size.as_deref())
+    }));
+    if finished && !phases.is_empty() {
+        let failed: Vec<String> = snapshots
+            .iter()
+            .filter(|(_, _, s)| {
+                s.and_then(|s| s.status.as_ref()).and_then(|s| s.phase) == Some(RunPhase::Failed)
+            })
+            .map(|(name, _, s)| match s.and_then(snapshot_error) {
+                Some(e) => format!("snapshot {name}: {e}"),
+                None => format!("snapshot {name} failed"),
+            })
+            .collect();
+        status.duration = Some(format_duration(elapsed(created, now)));
+        if failed.is_empty() {
+            status.phase = Some(BackupSessionPhase::Succeeded);
+            plan.events.push(Note::normal(
+                "BackupSucceeded",
+                format!(
+                    "backup succeeded in {}",
+                    status.duration.as_deref().unwrap_or("?")
+                ),
+            ));
+        } else {
+            status.phase = Some(BackupSessionPhase::Failed);
+            plan.events
+                .push(Note::warning("BackupFailed", failed.join("; ")));
+            retry(observed, &mut status, &mut plan);
+        }
+        plan.status = status;
+        return plan;
+    }
+    if let Some(deadline) = status.backup_deadline.as_ref().map(|t| t.0) {
+        if now >= deadline {
+            let message = format!(
+                "backupTimeout {} passed before the backup finished",
+                session.spec.backup_timeout.as_deref().unwrap_or("?")
+            );
+            fail(&mut status, &mut plan, observed, "BackupTimedOut", message);
+            plan.status = status;
+            return plan;
+        }
+        plan.requeue_after = Some(until(now, deadline));
+    }
+    if let Executor::Job(Some(JobState::Failed(why))) = &observed.executor {
+        let message = format!("the backup Job failed before every snapshot finished: {why}");
+        fail(
+            &mut status,
+            &mut plan,
+            observed,
+            "BackupExecutorFailed",
+            message,
+        );
+        plan.status = status;
+        return plan;
+    }
+    if let Executor::Job(Some(JobState::Succeeded)) = &observed.executor {
+        let message = "the backup Job completed without finishing every snapshot".to_owned();
+        fail(
+            &mut status,
+            &mut plan,
+            observed,
+            "BackupExecutorFailed",
+            message,
+        );
+        plan.status = status;
+        return plan;
+    }
+    plan.status = status;
+    plan
+}
+
+/// `Ok` when the session may start; otherwise the skip reason and message, or an empty
+/// reason when it must wait for an earlier session of the same invoker to start first.
+fn may_start(observed: &Observed<'_>, created: Timestamp) -> Result<(), (&'static str, String)> {
+    let session = observed.session;
+    let Some(config) = observed.invoker else {
+        return Err((
+            "InvokerNotFound",
+            format!(
+                "{} {} not found",
+                session.spec.invoker.kind, session.spec.invoker.name
+            ),
+        ));
+    };
+    let phase = config.status.as_ref().and_then(|s| s.phase);
+    if phase != Some(BackupConfigurationPhase::Ready) {
+        return Err((
+            "InvokerNotReady",
+            format!(
+                "{} {} is not Ready{}",
+                session.spec.invoker.kind,
+                session.spec.invoker.name,
+                config
+                    .status
+                    .as_ref()
+                    .and_then(|s| s
+                        .conditions
+                        .iter()
+                        .find(|c| c.status != stowaway_api::common::ConditionStatus::True))
+                    .and_then(|c| c.message.as_deref())
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    if !config
+        .spec
+        .sessions
+        .iter()
+        .any(|s| s.name == session.spec.session)
+    {
+        return Err((
+            "SessionNotFound",
+            format!(
+                "{} {} has no session {:?}",
+                session.spec.invoker.kind, session.spec.invoker.name, session.spec.session
+            ),
+        ));
+    }
+    let me = (created, session.name_any());
+    for sibling in observed.siblings {
+        if sibling.name_any() == session.name_any() || !is_active(sibling) {
+            continue;
+        }
+        let started = sibling.status.as_ref().and_then(|s| s.phase).is_some();
+        let sibling_key = (
+            sibling
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+            sibling.name_any(),
+        );
+        if started {
+            return Err((
+                "AnotherBackupRunning",
+                format!(
+                    "BackupSession {} of the same {} is still running",
+                    sibling.name_any(),
+                    session.spec.invoker.kind
+                ),
+            ));
+        }
+        if sibling_key < me {
+            return Err(("", String::new()));
+        }
+    }
+    Ok(())
+}
+
+/// Ends a running session as Failed: marks its unfinished snapshots Failed and stops a Job.
+fn fail(
+    status: &mut BackupSessionStatus,
+    plan: &mut Plan,
+    observed: &Observed<'_>,
+    reason: &str,
+    message: String,
+) {
+    let now = observed.now;
+    let created = observed
+        .session
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    status.phase = Some(BackupSessionPhase::Failed);
+    status.duration = Some(format_duration(elapsed(created, now)));
+    conditions::set(
+        &mut status.conditions,
+        BACKUP_INCOMPLETE,
+        true,
+        reason,
+        &message,
+        now,
+    );
+    for snapshot in &mut status.snapshots {
+        if !matches!(snapshot.phase, Some(RunPhase::Succeeded | RunPhase::Failed)) {
+            snapshot.phase = Some(RunPhase::Failed);
+            plan.fail_snapshots
+                .push((snapshot.name.clone(), message.clone()));
+        }
+    }
+    plan.delete_job = matches!(observed.executor, Executor::Job(Some(JobState::Active)));
+    plan.events.push(Note::warning(reason, message));
+    retry(observed, status, plan);
+}
+
+/// Creates the retry of a failed session when retries are left and its delay has passed.
+fn retry(observed: &Observed<'_>, status: &mut BackupSessionStatus, plan: &mut Plan) {
+    let session = observed.session;
+    let left = session.spec.retry_left.unwrap_or(0);
+    if left <= 0 || status.retried == Some(true) {
+        return;
+    }
+    let Some(config) = observed.invoker else {
+        return;
+    };
+    let Some(spec) = config
+        .spec
+        .sessions
+        .iter()
+        .find(|s| s.name == session.spec.session)
+    else {
+        return;
+    };
+    let delay = spec
+        .retry_config
+        .as_ref()
+        .and_then(|r| r.delay.as_deref())
+        .and_then(|d| parse_duration(d).ok())
+        .unwrap_or_default();
+    let at = match status.next_retry.as_ref() {
+        Some(t) => t.0,
+        None => {
+            let at = jiff::SignedDuration::try_from(delay)
+                .ok()
+                .and_then(|d| observed.now.checked_add(d).ok())
+                .unwrap_or(observed.now);
+            status.next_retry = Some(Time(at));
+            at
+        }
+    };
+    if observed.now < at {
+        plan.requeue_after = Some(until(observed.now, at));
+        return;
+    }
+    let mut next = crate::backup_configuration::new_session(config, spec, observed.now, "retry");
+    next.spec.retry_left = Some(left - 1);
+    plan.events.push(Note::normal(
+        "BackupRetried",
+        format!(
+            "retrying as BackupSession {} ({} retr{} left after it)",
+            next.name_any(),
+            left - 1,
+            if left - 1 == 1 { "y" } else { "ies" }
+        ),
+    ));
+    plan.create_retry = Some(next);
+    status.retried = Some(true);
+}
+
+fn new_snapshot(
+    config: &BackupConfiguration,
+    session: &BackupSession,
+    repository: &str,
+    name: &str,
+) -> Snapshot {
+    let mut labels = managed_labels();
+    labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
+    labels.insert(
+        names::SESSION_NAME_LABEL.into(),
+        session.spec.session.clone(),
+    );
+    Snapshot {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: session.namespace(),
+            labels: Some(labels),
+            ..ObjectMeta::default()
+        },
+        spec: SnapshotSpec {
+            repository: repository.to_owned(),
+            session: Some(session.spec.session.clone()),
+            backup_session: Some(session.name_any()),
+            version: Some("v1".to_owned()),
+            app_ref: config.spec.target.clone(),
+            deletion_policy: DeletionPolicy::Delete,
+            ..SnapshotSpec::default()
+        },
+        status: None,
+    }
+}
+
+fn snapshot_error(snapshot: &Snapshot) -> Option<String> {
+    let status = snapshot.status.as_ref()?;
+    let errors: Vec<String> = status
+        .components
+        .iter()
+        .filter_map(|(name, c)| c.error.as_ref().map(|e| format!("{name}: {e}")))
+        .collect();
+    if !errors.is_empty() {
+        return Some(errors.join(", "));
+    }
+    status
+        .conditions
+        .iter()
+        .rev()
+        .find_map(|c| c.message.clone())
+}
+
+fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or_default()
+}
+
+fn until(now: Timestamp, at: Timestamp) -> Duration {
+    elapsed(now, at).max(Duration::from_secs(1))
+}

@@ -1,0 +1,176 @@
+//! Reconciling a BackupConfiguration: look up its storages, policies, addon, target,
+//! repositories and sessions; decide; apply.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::runtime::controller::Action;
+use stowaway_api::common::{ObjectReference, ReadinessPhase};
+use stowaway_api::{
+    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RetentionPolicy,
+};
+
+use super::{Context, Error, apply};
+use crate::backup_configuration::{BackendObserved, Lookup, Observed, decide};
+use crate::names;
+
+/// Reconciles one BackupConfiguration.
+pub async fn reconcile(
+    config: Arc<BackupConfiguration>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let name = config.name_any();
+    let namespace = config.namespace().ok_or_else(|| Error::NoNamespace {
+        kind: "BackupConfiguration",
+        name: name.clone(),
+    })?;
+    let client = &ctx.client;
+
+    let mut backends = Vec::new();
+    for backend in &config.spec.backends {
+        let storage = match &backend.storage_ref {
+            Some(r) => storage_lookup(client, r, &namespace).await?,
+            None => Lookup::Missing,
+        };
+        let retention_policy = match &backend.retention_policy {
+            Some(r) => Some(policy_lookup(client, r, &namespace).await?),
+            None => None,
+        };
+        backends.push(BackendObserved {
+            name: backend.name.clone(),
+            storage,
+            retention_policy,
+        });
+    }
+    let addon = match config.spec.sessions.iter().find_map(|s| s.addon.as_ref()) {
+        Some(addon) if ctx.is_builtin_addon(&addon.name) => Lookup::Ready,
+        Some(addon) => {
+            let addons: Api<Addon> = Api::all(client.clone());
+            match addons.get_opt(&addon.name).await? {
+                Some(_) => Lookup::Ready,
+                None => Lookup::Missing,
+            }
+        }
+        None => Lookup::Missing,
+    };
+    let target_found = match &config.spec.target {
+        Some(target) => target_exists(client, target, &namespace).await,
+        None => None,
+    };
+    let repositories: Api<Repository> = Api::namespaced(client.clone(), &namespace);
+    let wanted: Vec<&str> = config
+        .spec
+        .sessions
+        .iter()
+        .flat_map(|s| s.repositories.iter().map(|r| r.name.as_str()))
+        .collect();
+    let mut found_repositories = Vec::new();
+    for repo in wanted {
+        if let Some(r) = repositories.get_opt(repo).await? {
+            found_repositories.push(r);
+        }
+    }
+    let sessions_api: Api<BackupSession> = Api::namespaced(client.clone(), &namespace);
+    let sessions = sessions_api
+        .list(&ListParams::default().labels(&format!("{}={}", names::INVOKER_NAME_LABEL, name)))
+        .await?
+        .items;
+
+    let observed = Observed {
+        config: &config,
+        backends,
+        addon,
+        target_found,
+        repositories: &found_repositories,
+        sessions: &sessions,
+        now: ctx.now(),
+    };
+    let plan = decide(&observed);
+
+    for repo in &plan.create_repositories {
+        apply::create(&repositories, repo).await?;
+        tracing::info!(repository = %repo.name_any(), %namespace, "created Repository");
+    }
+    for session in &plan.create_sessions {
+        apply::create(&sessions_api, session).await?;
+        tracing::info!(session = %session.name_any(), %namespace, "created BackupSession");
+    }
+    for session in &plan.delete_sessions {
+        apply::delete(&sessions_api, session).await?;
+    }
+    let configs: Api<BackupConfiguration> = Api::namespaced(client.clone(), &namespace);
+    apply::status(&configs, &name, config.status.as_ref(), &plan.status).await?;
+    apply::events(&ctx, config.as_ref(), &plan.events).await;
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+async fn storage_lookup(
+    client: &kube::Client,
+    reference: &ObjectReference,
+    namespace: &str,
+) -> Result<Lookup, Error> {
+    let ns = reference.namespace.as_deref().unwrap_or(namespace);
+    let api: Api<BackupStorage> = Api::namespaced(client.clone(), ns);
+    Ok(match api.get_opt(&reference.name).await? {
+        None => Lookup::Missing,
+        Some(storage) => {
+            let status = storage.status.unwrap_or_default();
+            match status.phase {
+                Some(ReadinessPhase::Ready) => Lookup::Ready,
+                _ => Lookup::NotReady(
+                    status
+                        .conditions
+                        .iter()
+                        .find_map(|c| c.message.clone())
+                        .unwrap_or_else(|| "not initialised yet".to_owned()),
+                ),
+            }
+        }
+    })
+}
+
+async fn policy_lookup(
+    client: &kube::Client,
+    reference: &ObjectReference,
+    namespace: &str,
+) -> Result<Lookup, Error> {
+    let ns = reference.namespace.as_deref().unwrap_or(namespace);
+    let api: Api<RetentionPolicy> = Api::namespaced(client.clone(), ns);
+    Ok(match api.get_opt(&reference.name).await? {
+        None => Lookup::Missing,
+        Some(_) => Lookup::Ready,
+    })
+}
+
+/// Whether the target object exists; `None` when its kind is unknown to the operator.
+async fn target_exists(
+    client: &kube::Client,
+    target: &stowaway_api::common::TypedObjectReference,
+    namespace: &str,
+) -> Option<bool> {
+    let (group, version, plural) = match (
+        target.api_group.as_deref().unwrap_or(""),
+        target.kind.as_str(),
+    ) {
+        ("apps", "Deployment") => ("apps", "v1", "deployments"),
+        ("apps", "StatefulSet") => ("apps", "v1", "statefulsets"),
+        ("apps", "DaemonSet") => ("apps", "v1", "daemonsets"),
+        ("", "PersistentVolumeClaim") => ("", "v1", "persistentvolumeclaims"),
+        _ => return None,
+    };
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, &target.kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    let ns = target.namespace.as_deref().unwrap_or(namespace);
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    match api.get_opt(&target.name).await {
+        Ok(found) => Some(found.is_some()),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot look up the target");
+            None
+        }
+    }
+}

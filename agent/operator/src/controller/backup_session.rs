@@ -1,0 +1,145 @@
+//! Reconciling a BackupSession: find its invoker, siblings, snapshots and executor; decide;
+//! apply.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use stowaway_api::common::RunPhase;
+use stowaway_api::{BackupConfiguration, BackupSession, Repository, Snapshot};
+
+use super::{Context, Error, apply};
+use crate::backup_session::{Executor, Observed, decide};
+use crate::job::{backup_job, backup_job_name, job_state};
+use crate::names;
+
+/// Reconciles one BackupSession.
+pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = session.name_any();
+    let namespace = session.namespace().ok_or_else(|| Error::NoNamespace {
+        kind: "BackupSession",
+        name: name.clone(),
+    })?;
+    let client = &ctx.client;
+    let configs: Api<BackupConfiguration> = Api::namespaced(client.clone(), &namespace);
+    let invoker = configs.get_opt(&session.spec.invoker.name).await?;
+    let sessions: Api<BackupSession> = Api::namespaced(client.clone(), &namespace);
+    let siblings = sessions
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            names::INVOKER_NAME_LABEL,
+            session.spec.invoker.name
+        )))
+        .await?
+        .items;
+    let snapshots_api: Api<Snapshot> = Api::namespaced(client.clone(), &namespace);
+    let snapshots: Vec<Snapshot> = snapshots_api
+        .list(&ListParams::default().labels(&format!(
+            "{}={}",
+            names::INVOKER_NAME_LABEL,
+            session.spec.invoker.name
+        )))
+        .await?
+        .items
+        .into_iter()
+        .filter(|s| s.spec.backup_session.as_deref() == Some(name.as_str()))
+        .collect();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
+    let executor = match &invoker {
+        Some(config) if has_sidecar(client, config, &namespace).await? => Executor::Sidecar,
+        _ => Executor::Job(
+            jobs.get_opt(&backup_job_name(&session))
+                .await?
+                .map(|job| job_state(&job)),
+        ),
+    };
+
+    let observed = Observed {
+        session: &session,
+        invoker: invoker.as_ref(),
+        siblings: &siblings,
+        snapshots: &snapshots,
+        executor,
+        now: ctx.now(),
+    };
+    let plan = decide(&observed);
+
+    let repositories: Api<Repository> = Api::namespaced(client.clone(), &namespace);
+    for snapshot in &plan.create_snapshots {
+        let mut snapshot = snapshot.clone();
+        // Snapshots belong to their Repository, as in KubeStash.
+        if let Some(repo) = repositories.get_opt(&snapshot.spec.repository).await?
+            && let Some(owner) = repo.owner_ref(&())
+        {
+            snapshot.metadata.owner_references = Some(vec![owner]);
+        }
+        apply::create(&snapshots_api, &snapshot).await?;
+    }
+    if plan.create_job
+        && let Some(config) = &invoker
+    {
+        let job = backup_job(&session, config, &ctx.job);
+        apply::create(&jobs, &job).await?;
+        tracing::info!(job = %job.name_any(), session = %name, "created backup Job");
+    }
+    if plan.delete_job {
+        apply::delete(&jobs, &backup_job_name(&session)).await?;
+    }
+    for (snapshot, why) in &plan.fail_snapshots {
+        let patch = serde_json::json!({ "status": {
+            "phase": RunPhase::Failed,
+            "conditions": [{
+                "type": "SnapshotIncomplete",
+                "status": "True",
+                "reason": "BackupSessionFailed",
+                "message": why,
+                "lastTransitionTime": ctx.now(),
+            }],
+        }});
+        match snapshots_api
+            .patch_status(snapshot, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(retry) = &plan.create_retry {
+        apply::create(&sessions, retry).await?;
+    }
+    apply::status(&sessions, &name, session.status.as_ref(), &plan.status).await?;
+    apply::events(&ctx, session.as_ref(), &plan.events).await;
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+/// Whether a pod carrying a Stowaway sidecar for the configuration's target runs now.
+async fn has_sidecar(
+    client: &kube::Client,
+    config: &BackupConfiguration,
+    namespace: &str,
+) -> Result<bool, Error> {
+    let Some(target) = &config.spec.target else {
+        return Ok(false);
+    };
+    let ns = target.namespace.as_deref().unwrap_or(namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!(
+        "{}={}",
+        names::SIDECAR_TARGET_LABEL,
+        names::sidecar_target(&target.kind, &target.name)
+    );
+    let list = pods.list(&ListParams::default().labels(&selector)).await?;
+    Ok(list.items.iter().any(|p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Running")
+    }))
+}

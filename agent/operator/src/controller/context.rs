@@ -1,0 +1,65 @@
+//! What every reconcile shares: the client, the clock, the event recorder and the settings.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::job::JobSettings;
+
+/// The time source (tests pass a controllable one).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Shared state of the reconcilers.
+#[derive(Clone)]
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// Now.
+    pub clock: Clock,
+    /// Records Events on the reconciled objects.
+    pub recorder: Recorder,
+    /// How executor Jobs are made.
+    pub job: JobSettings,
+    /// Names of the addons built into `stowaway` (they need no Addon object).
+    pub builtin_addons: Vec<String>,
+}
+
+impl Context {
+    /// A context using the system clock.
+    pub fn new(client: kube::Client, job: JobSettings, builtin_addons: Vec<String>) -> Context {
+        let reporter = Reporter {
+            controller: "stowaway-operator".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            clock: Arc::new(Timestamp::now),
+            job,
+            builtin_addons,
+        }
+    }
+
+    /// The same context with another clock.
+    pub fn with_clock(mut self, clock: Clock) -> Context {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the context's clock.
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Whether an addon of this name exists without an Addon object: a built-in one, or the
+    /// KubeStash name of one (`postgres-addon` for `postgres`, `pvc-addon` and
+    /// `workload-addon` for `volume`).
+    pub fn is_builtin_addon(&self, name: &str) -> bool {
+        let name = match name {
+            "pvc-addon" | "workload-addon" => "volume",
+            other => other.strip_suffix("-addon").unwrap_or(other),
+        };
+        self.builtin_addons.iter().any(|b| b == name)
+    }
+}

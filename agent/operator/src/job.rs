@@ -1,0 +1,216 @@
+//! The Job that runs a backup with `stowaway` when the target has no sidecar (a PVC alone, an
+//! external database).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use stowaway_api::{BackupConfiguration, BackupSession};
+
+use crate::backup_configuration::managed_labels;
+use crate::duration::parse_duration;
+use crate::names;
+
+/// How the operator runs executor Jobs (from its own configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobSettings {
+    /// Image with the `stowaway` binary (the operator's own image by default).
+    pub image: String,
+    /// Image pull policy (`IfNotPresent` by default).
+    pub image_pull_policy: Option<String>,
+    /// Service account the Job runs as.
+    pub service_account: Option<String>,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            image: "stowaway:latest".to_owned(),
+            image_pull_policy: Some("IfNotPresent".to_owned()),
+            service_account: None,
+        }
+    }
+}
+
+/// Where a PersistentVolumeClaim target is mounted in the Job.
+pub const TARGET_MOUNT: &str = "/stowaway/target";
+
+/// Name of the Job of a BackupSession.
+pub fn backup_job_name(session: &BackupSession) -> String {
+    names::object_name(&["backup", &session.name_any()])
+}
+
+/// The Job running `stowaway execute backup` for `session`.
+///
+/// The Job does not retry by itself (`backoffLimit: 0`): retries are new BackupSessions per
+/// `retryConfig`. It ends at the session's `backupTimeout`. A PersistentVolumeClaim target is
+/// mounted read-only at [`TARGET_MOUNT`]. The container runs as non-root with a read-only root
+/// file system and no privilege escalation; `/tmp` is an emptyDir.
+pub fn backup_job(
+    session: &BackupSession,
+    config: &BackupConfiguration,
+    settings: &JobSettings,
+) -> Job {
+    let namespace = session.namespace().unwrap_or_default();
+    let mut labels = managed_labels();
+    labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
+    labels.insert(
+        names::SESSION_NAME_LABEL.into(),
+        session.spec.session.clone(),
+    );
+    labels.insert("stowaway.dev/backup-session".into(), session.name_any());
+
+    let mut volumes = vec![Volume {
+        name: "tmp".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    let mut mounts = vec![VolumeMount {
+        name: "tmp".into(),
+        mount_path: "/tmp".into(),
+        ..VolumeMount::default()
+    }];
+    if let Some(target) = &config.spec.target
+        && target.kind == "PersistentVolumeClaim"
+    {
+        volumes.push(Volume {
+            name: "target".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: target.name.clone(),
+                read_only: Some(true),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: "target".into(),
+            mount_path: TARGET_MOUNT.into(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    let field = |path: &str| EnvVarSource {
+        field_ref: Some(ObjectFieldSelector {
+            field_path: path.into(),
+            ..ObjectFieldSelector::default()
+        }),
+        ..EnvVarSource::default()
+    };
+    let env = vec![
+        EnvVar {
+            name: "POD_NAME".into(),
+            value_from: Some(field("metadata.name")),
+            ..EnvVar::default()
+        },
+        EnvVar {
+            name: "POD_NAMESPACE".into(),
+            value_from: Some(field("metadata.namespace")),
+            ..EnvVar::default()
+        },
+    ];
+    let active_deadline_seconds = session
+        .spec
+        .backup_timeout
+        .as_deref()
+        .and_then(|t| parse_duration(t).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .filter(|s| *s > 0);
+    let container = Container {
+        name: "stowaway".into(),
+        image: Some(settings.image.clone()),
+        image_pull_policy: settings.image_pull_policy.clone(),
+        args: Some(vec![
+            "execute".into(),
+            "backup".into(),
+            "--namespace".into(),
+            namespace.clone(),
+            "--session".into(),
+            session.name_any(),
+        ]),
+        env: Some(env),
+        volume_mounts: Some(mounts),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(backup_job_name(session)),
+            namespace: Some(namespace),
+            labels: Some(labels.clone()),
+            owner_references: session.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds,
+            ttl_seconds_after_finished: Some(24 * 3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(
+                        "kubectl.kubernetes.io/default-container".to_owned(),
+                        "stowaway".to_owned(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: settings.service_account.clone(),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65534),
+                        run_as_group: Some(65534),
+                        fs_group: Some(65534),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// What a Job's status says about the run.
+pub fn job_state(job: &Job) -> crate::backup_session::JobState {
+    use crate::backup_session::JobState;
+    let Some(status) = &job.status else {
+        return JobState::Active;
+    };
+    for condition in status.conditions.iter().flatten() {
+        if condition.status != "True" {
+            continue;
+        }
+        match condition.type_.as_str() {
+            "Complete" | "SuccessCriteriaMet" => return JobState::Succeeded,
+            "Failed" | "FailureTarget" => {
+                let why = match (&condition.reason, &condition.message) {
+                    (Some(r), Some(m)) => format!("{r}: {m}"),
+                    (Some(r), None) => r.clone(),
+                    (None, Some(m)) => m.clone(),
+                    (None, None) => "failed".to_owned(),
+                };
+                return JobState::Failed(why);
+            }
+            _ => {}
+        }
+    }
+    JobState::Active
+}

@@ -1,0 +1,17 @@
+//! Stowaway's operator: it drives the declarative API of `stowaway-api`.
+//!
+//! Each reconciler is a pure decision function (the observed state in, the actions out) in a
+//! module named for its kind; [`controller`] is the thin kube-rs layer that gathers the state,
+//! calls the decision function and carries out the actions. [`schedule`] parses cron schedules
+//! and [`admission`] holds the defaulting and validation rules of the admission webhook.
+
+pub mod admission;
+pub mod backup_configuration;
+pub mod backup_session;
+pub mod conditions;
+pub mod controller;
+pub mod duration;
+pub mod events;
+pub mod job;
+pub mod names;
+pub mod schedule;
