@@ -643,3 +643,6 @@ pub fn managed_labels() -> BTreeMap<String, String> {
         names::MANAGED_BY.to_owned(),
     )])
 }
+
+#[cfg(test)]
+mod tests;

@@ -466,6 +466,7 @@ fn retry(observed: &Observed<'_>, status: &mut BackupSessionStatus, plan: &mut P
         return;
     }
     let mut next = crate::backup_configuration::new_session(config, spec, observed.now, "retry");
+    next.metadata.name = Some(names::retry_name(&session.name_any()));
     next.spec.retry_left = Some(left - 1);
     plan.events.push(Note::normal(
         "BackupRetried",
@@ -536,3 +537,6 @@ fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
 fn until(now: Timestamp, at: Timestamp) -> Duration {
     elapsed(now, at).max(Duration::from_secs(1))
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,3 +15,5 @@ pub mod events;
 pub mod job;
 pub mod names;
 pub mod schedule;
+#[cfg(test)]
+mod testing;

@@ -71,6 +71,19 @@ pub fn backup_session_name(invoker: &str, session: &str, unix: i64) -> String {
     object_name(&[invoker, session, &unix.to_string()])
 }
 
+/// Name of the retry of BackupSession `failed`: `<first>-retry<N>`, where `<first>` is the
+/// session that was retried first and N counts the retries. Distinct from every scheduled name,
+/// even for a retry created in the same second as its session.
+pub fn retry_name(failed: &str) -> String {
+    let (base, attempt) = match failed.rsplit_once("-retry") {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (base, n.parse::<u32>().unwrap_or(0))
+        }
+        _ => (failed, 0),
+    };
+    object_name(&[base, &format!("retry{}", attempt.saturating_add(1))])
+}
+
 /// Name of the Snapshot a BackupSession writes into `repository`.
 pub fn snapshot_name(repository: &str, backup_session: &str) -> String {
     object_name(&[repository, backup_session])
@@ -109,6 +122,20 @@ mod tests {
         assert_ne!(a, b);
         let again = backup_session_name(&long, "daily", 1_700_000_000);
         assert_eq!(a, again, "names are stable");
+    }
+
+    #[test]
+    fn retries_count_up_from_the_first_session() {
+        assert_eq!(
+            retry_name("db-daily-1700000000"),
+            "db-daily-1700000000-retry1"
+        );
+        assert_eq!(
+            retry_name("db-daily-1700000000-retry1"),
+            "db-daily-1700000000-retry2"
+        );
+        assert_eq!(retry_name("x-retryable"), "x-retryable-retry1");
+        assert!(retry_name(&"a".repeat(70)).len() <= MAX_NAME);
     }
 
     #[test]

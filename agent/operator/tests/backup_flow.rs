@@ -1,0 +1,411 @@
+//! The BackupConfiguration and BackupSession reconcilers end to end against the fake API
+//! server of `kube-fake-client`: objects in, reconcilers run, objects and statuses out.
+//!
+//! The executor (sidecar or Job) is played by the test: it writes the Snapshot phases as the
+//! real one does.
+
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use kube_fake_client::ClientBuilder;
+use stowaway_api::backup_configuration::BackupConfigurationPhase;
+use stowaway_api::backup_session::BackupSessionPhase;
+use stowaway_api::common::RunPhase;
+use stowaway_api::{
+    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RetentionPolicy, Snapshot,
+};
+use stowaway_operator::controller::{self, Context};
+use stowaway_operator::job::JobSettings;
+use stowaway_operator::schedule::Schedule;
+
+const SCHEDULE: &str = "*/5 * * * *";
+
+struct Harness {
+    client: Client,
+    ctx: Arc<Context>,
+    now: Arc<Mutex<Timestamp>>,
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let start = Timestamp::now();
+        let storage: BackupStorage = yaml(
+            r#"
+apiVersion: storage.stowaway.dev/v1alpha1
+kind: BackupStorage
+metadata: {name: store, namespace: demo}
+spec:
+  storage: {provider: local, local: {mountPath: /backup}}
+  deletionPolicy: Delete
+status: {phase: Ready}
+"#,
+        );
+        let policy: RetentionPolicy = yaml(
+            r#"
+apiVersion: storage.stowaway.dev/v1alpha1
+kind: RetentionPolicy
+metadata: {name: keep, namespace: demo}
+spec: {successfulSnapshots: {last: 5}}
+"#,
+        );
+        let mut config: BackupConfiguration = yaml(&format!(
+            r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupConfiguration
+metadata: {{name: db, namespace: demo}}
+spec:
+  target: {{apiGroup: apps, kind: Deployment, name: web}}
+  backends:
+    - {{name: local, storageRef: {{name: store}}, retentionPolicy: {{name: keep}}}}
+  sessions:
+    - name: frequent
+      scheduler: {{schedule: "{SCHEDULE}"}}
+      backupTimeout: 30m
+      retryConfig: {{maxRetry: 1}}
+      addon: {{name: postgres-addon, tasks: [{{name: logical-backup}}]}}
+      repositories:
+        - {{name: repo, backend: local, directory: /demo/db, encryptionSecret: {{name: pw}}}}
+"#
+        ));
+        config.metadata.creation_timestamp = Some(Time(start - SignedDuration::from_secs(1)));
+        let mut web = Deployment::default();
+        web.metadata.name = Some("web".into());
+        web.metadata.namespace = Some("demo".into());
+        let client = ClientBuilder::new()
+            .with_resource::<BackupStorage>()
+            .with_status_subresource::<BackupStorage>()
+            .with_resource::<RetentionPolicy>()
+            .with_resource::<Repository>()
+            .with_status_subresource::<Repository>()
+            .with_resource::<Snapshot>()
+            .with_status_subresource::<Snapshot>()
+            .with_resource::<BackupConfiguration>()
+            .with_status_subresource::<BackupConfiguration>()
+            .with_resource::<BackupSession>()
+            .with_status_subresource::<BackupSession>()
+            .with_resource::<Addon>()
+            .with_status_subresource::<Job>()
+            .with_object(storage)
+            .with_object(policy)
+            .with_object(config)
+            .with_object(web)
+            .build()
+            .await
+            .expect("fake client");
+        let now = Arc::new(Mutex::new(start));
+        let clock_now = now.clone();
+        let ctx = Context::new(
+            client.clone(),
+            JobSettings {
+                image: "registry.example/stowaway:1.0".into(),
+                ..JobSettings::default()
+            },
+            vec!["volume".into(), "postgres".into(), "mysql".into()],
+        )
+        .with_clock(Arc::new(move || *clock_now.lock().expect("clock")));
+        Harness {
+            client,
+            ctx: Arc::new(ctx),
+            now,
+        }
+    }
+
+    fn set_now(&self, t: Timestamp) {
+        *self.now.lock().expect("clock") = t;
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), "demo")
+    }
+
+    async fn config(&self) -> BackupConfiguration {
+        self.api().get("db").await.expect("configuration")
+    }
+
+    async fn reconcile_config(&self) {
+        let config = self.config().await;
+        controller::backup_configuration::reconcile(Arc::new(config), self.ctx.clone())
+            .await
+            .expect("reconcile configuration");
+    }
+
+    async fn reconcile_session(&self, name: &str) -> BackupSession {
+        let api: Api<BackupSession> = self.api();
+        let session = api.get(name).await.expect("session");
+        controller::backup_session::reconcile(Arc::new(session), self.ctx.clone())
+            .await
+            .expect("reconcile session");
+        api.get(name).await.expect("session")
+    }
+
+    async fn sessions(&self) -> Vec<BackupSession> {
+        let mut items = self
+            .api::<BackupSession>()
+            .list(&ListParams::default())
+            .await
+            .expect("sessions")
+            .items;
+        items.sort_by_key(ResourceExt::name_any);
+        items
+    }
+
+    /// What the Repository reconciler does once the repository is initialised.
+    async fn repository_ready(&self) {
+        let patch = serde_json::json!({"status": {"phase": "Ready"}});
+        self.api::<Repository>()
+            .patch_status("repo", &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("repository status");
+    }
+
+    /// What the executor does when it finishes a snapshot.
+    async fn finish_snapshot(&self, name: &str, phase: &str, size: &str) {
+        let patch = serde_json::json!({"status": {"phase": phase, "size": size}});
+        self.api::<Snapshot>()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("snapshot status");
+    }
+}
+
+fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_yaml::from_str(text).expect("test manifest")
+}
+
+#[tokio::test]
+async fn a_configuration_gets_its_repository_an_initial_backup_and_scheduled_ones() {
+    let h = Harness::new().await;
+
+    // First pass: the Repository is created; nothing runs until it is Ready.
+    h.reconcile_config().await;
+    let repo: Repository = h.api().get("repo").await.expect("Repository created");
+    assert_eq!(repo.spec.path, "/demo/db");
+    assert_eq!(repo.spec.storage_ref.name, "store");
+    assert_eq!(
+        repo.spec
+            .encryption_secret
+            .as_ref()
+            .map(|s| s.name.as_str()),
+        Some("pw")
+    );
+    let status = h.config().await.status.expect("status");
+    assert_eq!(status.phase, Some(BackupConfigurationPhase::NotReady));
+    assert_eq!(
+        status.repositories[0].reason.as_deref(),
+        Some("being created")
+    );
+    assert!(h.sessions().await.is_empty());
+
+    // The Repository becomes Ready: the configuration is Ready and the first backup starts.
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let status = h.config().await.status.expect("status");
+    assert_eq!(
+        status.phase,
+        Some(BackupConfigurationPhase::Ready),
+        "{status:?}"
+    );
+    assert_eq!(status.target_found, Some(true));
+    let sessions = h.sessions().await;
+    assert_eq!(sessions.len(), 1);
+    let initial = &sessions[0];
+    let owner = &initial.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("BackupConfiguration", "db")
+    );
+    assert_eq!(initial.spec.retry_left, Some(1));
+
+    // A second pass changes nothing.
+    h.reconcile_config().await;
+    assert_eq!(h.sessions().await.len(), 1);
+
+    // The next scheduled instant: exactly one new session, and its time persisted.
+    let schedule = Schedule::parse(SCHEDULE, None).expect("schedule");
+    let start = *h.now.lock().expect("clock");
+    let due = schedule.next_after(start).expect("next instant");
+    h.set_now(due + SignedDuration::from_secs(3));
+    h.reconcile_config().await;
+    h.reconcile_config().await;
+    let sessions = h.sessions().await;
+    assert_eq!(
+        sessions.len(),
+        2,
+        "{:?}",
+        sessions
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect::<Vec<_>>()
+    );
+    let scheduled = format!("db-frequent-{}", due.as_second());
+    assert!(
+        sessions.iter().any(|s| s.name_any() == scheduled),
+        "{scheduled}"
+    );
+    let status = h.config().await.status.expect("status");
+    assert_eq!(status.sessions[0].last_schedule, Some(Time(due)));
+    let next = schedule.next_after(due).expect("next");
+    assert_eq!(status.sessions[0].next_schedule, Some(next.to_string()));
+}
+
+#[tokio::test]
+async fn a_session_runs_through_a_job_to_success_and_records_events() {
+    let h = Harness::new().await;
+    h.reconcile_config().await;
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let name = h.sessions().await[0].name_any();
+
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.clone().expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Running));
+    assert_eq!(status.total_snapshots, Some(1));
+    assert!(status.backup_deadline.is_some());
+    let snapshot_name = format!("repo-{name}");
+    let snapshot: Snapshot = h.api().get(&snapshot_name).await.expect("Snapshot created");
+    assert_eq!(snapshot.spec.backup_session.as_deref(), Some(name.as_str()));
+    let owner = &snapshot.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("Repository", "repo")
+    );
+
+    // No sidecar runs for the target, so a Job does the work.
+    let job: Job = h
+        .api()
+        .get(&format!("backup-{name}"))
+        .await
+        .expect("Job created");
+    let spec = job.spec.as_ref().expect("job spec");
+    assert_eq!(spec.backoff_limit, Some(0));
+    assert_eq!(spec.active_deadline_seconds, Some(1800));
+    let pod = spec.template.spec.as_ref().expect("pod spec");
+    let container = &pod.containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example/stowaway:1.0")
+    );
+    assert_eq!(
+        container.args.as_deref(),
+        Some(
+            &[
+                "execute",
+                "backup",
+                "--namespace",
+                "demo",
+                "--session",
+                name.as_str()
+            ]
+            .map(String::from)[..]
+        )
+    );
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("security context");
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+
+    // The executor finishes the snapshot; the session succeeds.
+    h.finish_snapshot(&snapshot_name, "Succeeded", "2.00 MiB")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Succeeded));
+    assert_eq!(status.size.as_deref(), Some("2.00 MiB"));
+    assert!(status.duration.is_some());
+
+    let events: Vec<Event> = h
+        .api::<Event>()
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items;
+    let reasons: Vec<&str> = events.iter().filter_map(|e| e.reason.as_deref()).collect();
+    assert!(reasons.contains(&"BackupStarted"), "{reasons:?}");
+    assert!(reasons.contains(&"BackupSucceeded"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn a_sidecar_takes_the_session_and_a_failure_is_retried() {
+    let h = Harness::new().await;
+    h.reconcile_config().await;
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let name = h.sessions().await[0].name_any();
+
+    // A running pod with the sidecar for Deployment web.
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("web-1".into());
+    pod.metadata.labels = Some(
+        [(
+            "stowaway.dev/sidecar-target".to_owned(),
+            "deployment.web".to_owned(),
+        )]
+        .into(),
+    );
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase: Some("Running".into()),
+        ..Default::default()
+    });
+    h.api::<Pod>()
+        .create(&Default::default(), &pod)
+        .await
+        .expect("pod");
+
+    let session = h.reconcile_session(&name).await;
+    assert_eq!(
+        session.status.as_ref().and_then(|s| s.phase),
+        Some(BackupSessionPhase::Running)
+    );
+    assert!(
+        h.api::<Job>()
+            .get_opt(&format!("backup-{name}"))
+            .await
+            .expect("get")
+            .is_none(),
+        "no Job when a sidecar runs the backup"
+    );
+
+    // The sidecar reports a failure: the session fails and its retry is created.
+    h.finish_snapshot(&format!("repo-{name}"), "Failed", "0 B")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Failed));
+    assert_eq!(status.retried, Some(true));
+    let sessions = h.sessions().await;
+    assert_eq!(sessions.len(), 2);
+    let retry = sessions
+        .iter()
+        .find(|s| s.name_any() != name)
+        .expect("retry");
+    assert_eq!(retry.spec.retry_left, Some(0));
+
+    // The retry starts only once the failed one is no longer active: it is.
+    let retry = h.reconcile_session(&retry.name_any()).await;
+    assert_eq!(
+        retry.status.and_then(|s| s.phase),
+        Some(BackupSessionPhase::Running)
+    );
+    // Statuses of Snapshot objects are what the executor wrote.
+    let snapshot: Snapshot = h
+        .api()
+        .get(&format!("repo-{name}"))
+        .await
+        .expect("snapshot");
+    assert_eq!(
+        snapshot.status.and_then(|s| s.phase),
+        Some(RunPhase::Failed)
+    );
+}
