@@ -11,7 +11,7 @@ mod context;
 mod run;
 
 pub use context::{Clock, Context};
-pub use run::run;
+pub use run::{RunError, Settings, run};
 
 /// Errors of a reconcile; the controller logs them and tries again with backoff.
 #[derive(Debug, thiserror::Error)]

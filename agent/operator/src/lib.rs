@@ -12,7 +12,10 @@ pub mod conditions;
 pub mod controller;
 pub mod duration;
 pub mod events;
+pub mod health;
 pub mod job;
+pub mod leader;
+pub mod metrics;
 pub mod names;
 pub mod schedule;
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod grants;
 mod init;
 mod key;
 mod ls;
+mod operator;
 mod output;
 mod progress;
 mod prune;
@@ -116,6 +117,8 @@ enum Command {
     Addon(addon::Command),
     /// Print the Kubernetes CustomResourceDefinitions as YAML.
     Crds(crds::Args),
+    /// Run the Kubernetes operator.
+    Operator(operator::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -173,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
         Command::Crds(args) => crds::run(args).await,
+        Command::Operator(args) => operator::run(args).await,
     }
 }
 

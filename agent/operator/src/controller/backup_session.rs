@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
+use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus};
 use stowaway_api::common::RunPhase;
 use stowaway_api::{BackupConfiguration, BackupSession, Repository, Snapshot};
 
@@ -112,6 +113,7 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         apply::create(&sessions, retry).await?;
     }
     apply::status(&sessions, &name, session.status.as_ref(), &plan.status).await?;
+    record_outcome(&ctx, session.status.as_ref(), &plan.status);
     apply::events(&ctx, session.as_ref(), &plan.events).await;
     Ok(match plan.requeue_after {
         Some(after) => Action::requeue(after),
@@ -142,4 +144,41 @@ async fn has_sidecar(
             .and_then(|s| s.phase.as_deref())
             .is_some_and(|phase| phase == "Running")
     }))
+}
+
+/// Counts a session that just reached a final phase.
+fn record_outcome(ctx: &Context, old: Option<&BackupSessionStatus>, new: &BackupSessionStatus) {
+    let final_phase = |s: Option<&BackupSessionStatus>| {
+        s.and_then(|s| s.phase).filter(|p| {
+            matches!(
+                p,
+                BackupSessionPhase::Succeeded
+                    | BackupSessionPhase::Failed
+                    | BackupSessionPhase::Skipped
+            )
+        })
+    };
+    let Some(phase) = final_phase(Some(new)) else {
+        return;
+    };
+    if final_phase(old).is_some() {
+        return;
+    }
+    let duration = new
+        .duration
+        .as_deref()
+        .and_then(|d| crate::duration::parse_duration(d).ok());
+    let bytes = new.size.as_deref().and_then(stowaway_api::size::parse);
+    let phase = format!("{phase:?}");
+    ctx.metrics
+        .session_finished("backup", &phase, duration, bytes);
+    if phase == "Failed" {
+        let reason = new
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::backup_session::BACKUP_INCOMPLETE)
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_else(|| "SnapshotFailed".to_owned());
+        ctx.metrics.failure("BackupSession", &reason);
+    }
 }

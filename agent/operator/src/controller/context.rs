@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::job::JobSettings;
+use crate::metrics::Metrics;
 
 /// The time source (tests pass a controllable one).
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -23,6 +24,8 @@ pub struct Context {
     pub job: JobSettings,
     /// Names of the addons built into `stowaway` (they need no Addon object).
     pub builtin_addons: Vec<String>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -38,6 +41,7 @@ impl Context {
             clock: Arc::new(Timestamp::now),
             job,
             builtin_addons,
+            metrics: Arc::default(),
         }
     }
 

@@ -1,10 +1,14 @@
-//! Running the reconcilers as kube-rs controllers.
+//! Running the reconcilers as kube-rs controllers, behind leader election, with the health
+//! and metrics endpoint.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -12,10 +16,102 @@ use kube::runtime::watcher;
 use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
 
 use super::{Context, Error, backup_configuration, backup_session};
+use crate::health::{self, Health};
+use crate::leader::{LeaderElector, LeaderError};
 
-/// Runs every controller until the process is stopped.
-pub async fn run(ctx: Context) {
+/// Where and how the operator runs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace of the leader Lease (the operator's own).
+    pub namespace: String,
+    /// This replica's name in the Lease (the pod name).
+    pub identity: String,
+    /// Name of the leader Lease.
+    pub lease_name: String,
+    /// How long a leader holds the Lease without renewing it.
+    pub lease_duration: Duration,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    pub health_address: SocketAddr,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The health endpoint could not listen.
+    #[error("cannot listen on {address} for /metrics and the health probes: {source}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Leadership was lost; the process must stop so that it never acts beside a new leader.
+    #[error("lost the leader Lease {0}; stopping so that only the new leader acts")]
+    LostLease(String),
+    /// The Lease could not be read or written.
+    #[error(transparent)]
+    Lease(#[from] LeaderError),
+}
+
+/// Waits for the leader Lease, then runs every controller until the process is stopped
+/// (`Ok`) or leadership is lost (`Err`).
+pub async fn run(ctx: Context, settings: Settings) -> Result<(), RunError> {
+    let listener = tokio::net::TcpListener::bind(settings.health_address)
+        .await
+        .map_err(|source| RunError::Listen {
+            address: settings.health_address,
+            source,
+        })?;
+    let health = Health {
+        metrics: ctx.metrics.clone(),
+        ready: Arc::default(),
+    };
+    tokio::spawn(health::serve(listener, health.clone()));
+    // A standby replica is healthy: it is ready to take over.
+    health.ready.store(true, Ordering::Relaxed);
+
+    let elector = LeaderElector::new(
+        Api::<Lease>::namespaced(ctx.client.clone(), &settings.namespace),
+        &settings.lease_name,
+        &settings.identity,
+        settings.lease_duration,
+    );
+    let mut logged = false;
+    while !elector.try_acquire(ctx.now()).await? {
+        if !logged {
+            tracing::info!(lease = %settings.lease_name, "another replica leads; standing by");
+            logged = true;
+        }
+        tokio::time::sleep(elector.retry_period()).await;
+    }
+    tracing::info!(lease = %settings.lease_name, identity = %settings.identity, "leading");
+
     let ctx = Arc::new(ctx);
+    let renew = keep_lease(&elector, &ctx, settings.lease_duration);
+    tokio::select! {
+        () = controllers(ctx.clone()) => Ok(()),
+        lost = renew => Err(lost),
+    }
+}
+
+/// Renews the Lease; returns when it cannot be renewed within its duration.
+async fn keep_lease(elector: &LeaderElector, ctx: &Context, duration: Duration) -> RunError {
+    let mut last_renewal = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(elector.retry_period()).await;
+        match elector.try_acquire(ctx.now()).await {
+            Ok(true) => last_renewal = tokio::time::Instant::now(),
+            Ok(false) => return RunError::LostLease("held by another replica".into()),
+            Err(e) => tracing::warn!(error = %e, "cannot renew the leader Lease"),
+        }
+        // Stop a little before the Lease expires so two leaders never overlap.
+        if last_renewal.elapsed() >= duration.mul_f32(0.8) {
+            return RunError::LostLease("not renewed in time".into());
+        }
+    }
+}
+
+async fn controllers(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     let configs = Controller::new(
         Api::<BackupConfiguration>::all(client.clone()),
@@ -26,7 +122,11 @@ pub async fn run(ctx: Context) {
         watcher::Config::default(),
     )
     .shutdown_on_signal()
-    .run(backup_configuration::reconcile, error_policy, ctx.clone())
+    .run(
+        backup_configuration::reconcile,
+        error_policy("BackupConfiguration"),
+        ctx.clone(),
+    )
     .for_each(|result| async move { log("BackupConfiguration", result) });
     let sessions = Controller::new(
         Api::<BackupSession>::all(client.clone()),
@@ -43,14 +143,22 @@ pub async fn run(ctx: Context) {
         },
     )
     .shutdown_on_signal()
-    .run(backup_session::reconcile, error_policy, ctx.clone())
+    .run(
+        backup_session::reconcile,
+        error_policy("BackupSession"),
+        ctx.clone(),
+    )
     .for_each(|result| async move { log("BackupSession", result) });
     tokio::join!(configs, sessions);
 }
 
-fn error_policy<K>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+/// Logs and counts a failed reconcile, and tries again in 15 seconds.
+fn error_policy<K>(kind: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
+    move |_object, error, ctx| {
+        tracing::warn!(kind, %error, "reconcile failed; retrying in 15s");
+        ctx.metrics.failure(kind, "ReconcileError");
+        Action::requeue(Duration::from_secs(15))
+    }
 }
 
 fn log<K, E: std::fmt::Display, Q: std::fmt::Display>(

@@ -378,3 +378,28 @@ fn crds_prints_the_chart_copy() {
         11
     );
 }
+
+#[test]
+fn operator_without_a_cluster_says_what_is_missing() {
+    let env = Env::new();
+    let out = env
+        .command(&["operator", "--health-address", "127.0.0.1:0"])
+        .env("KUBECONFIG", env.path("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "no Kubernetes API to talk to: run the operator in a cluster, or set KUBECONFIG"
+        ),
+        "{stderr}"
+    );
+    let out = env.fail(&["operator", "--lease-duration", "1s"]);
+    assert!(
+        out.contains("--lease-duration must be at least 3s"),
+        "{out}"
+    );
+}

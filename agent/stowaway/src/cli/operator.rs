@@ -1,0 +1,69 @@
+//! `stowaway operator`: runs the Kubernetes operator (in the cluster, or against the cluster of
+//! `$KUBECONFIG`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use stowaway_operator::controller::{self, Context, Settings};
+use stowaway_operator::job::JobSettings;
+
+/// Run the operator: reconcile Stowaway's custom resources (one replica leads, through a Lease).
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Image of the Jobs that run backups for targets without a sidecar.
+    #[arg(long, env = "STOWAWAY_IMAGE", default_value = concat!("stowaway:", env!("CARGO_PKG_VERSION")))]
+    image: String,
+    /// Service account of those Jobs (the namespace's default when not given).
+    #[arg(long, env = "STOWAWAY_JOB_SERVICE_ACCOUNT")]
+    job_service_account: Option<String>,
+    /// Namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "stowaway")]
+    namespace: String,
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "stowaway-operator")]
+    lease_name: String,
+    /// How long a leader holds the Lease without renewing it.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    lease_duration: Duration,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "STOWAWAY_HEALTH_ADDRESS", default_value = "0.0.0.0:8080")]
+    health_address: SocketAddr,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
+    if args.lease_duration < Duration::from_secs(3) {
+        anyhow::bail!("--lease-duration must be at least 3s");
+    }
+    let client = kube::Client::try_default().await.context(
+        "no Kubernetes API to talk to: run the operator in a cluster, or set KUBECONFIG to a kubeconfig file",
+    )?;
+    let identity = match args.identity {
+        Some(identity) => identity,
+        None => rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let job = JobSettings {
+        image: args.image,
+        service_account: args.job_service_account,
+        ..JobSettings::default()
+    };
+    let builtin = stowaway_addons::builtin_names()
+        .map(str::to_owned)
+        .collect();
+    let ctx = Context::new(client, job, builtin);
+    let settings = Settings {
+        namespace: args.namespace,
+        identity,
+        lease_name: args.lease_name,
+        lease_duration: args.lease_duration,
+        health_address: args.health_address,
+    };
+    controller::run(ctx, settings).await?;
+    Ok(0)
+}
