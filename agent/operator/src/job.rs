@@ -9,9 +9,10 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
     SecurityContext, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
-use stowaway_api::{BackupConfiguration, BackupSession};
+use stowaway_api::common::TypedObjectReference;
+use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession};
 
 use crate::backup_configuration::managed_labels;
 use crate::duration::parse_duration;
@@ -46,18 +47,17 @@ pub fn backup_job_name(session: &BackupSession) -> String {
     names::object_name(&["backup", &session.name_any()])
 }
 
+/// Name of the Job of a RestoreSession.
+pub fn restore_job_name(session: &RestoreSession) -> String {
+    names::object_name(&["restore", &session.name_any()])
+}
+
 /// The Job running `stowaway execute backup` for `session`.
-///
-/// The Job does not retry by itself (`backoffLimit: 0`): retries are new BackupSessions per
-/// `retryConfig`. It ends at the session's `backupTimeout`. A PersistentVolumeClaim target is
-/// mounted read-only at [`TARGET_MOUNT`]. The container runs as non-root with a read-only root
-/// file system and no privilege escalation; `/tmp` is an emptyDir.
 pub fn backup_job(
     session: &BackupSession,
     config: &BackupConfiguration,
     settings: &JobSettings,
 ) -> Job {
-    let namespace = session.namespace().unwrap_or_default();
     let mut labels = managed_labels();
     labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
     labels.insert(
@@ -65,7 +65,62 @@ pub fn backup_job(
         session.spec.session.clone(),
     );
     labels.insert("stowaway.dev/backup-session".into(), session.name_any());
+    executor_job(
+        &ExecutorJob {
+            name: backup_job_name(session),
+            action: "backup",
+            session: session.name_any(),
+            namespace: session.namespace().unwrap_or_default(),
+            target: config.spec.target.as_ref(),
+            timeout: session.spec.backup_timeout.as_deref(),
+            labels,
+            owner: session.controller_owner_ref(&()),
+        },
+        settings,
+    )
+}
 
+/// The Job running `stowaway execute restore` for `session`; a PersistentVolumeClaim target
+/// is mounted writable.
+pub fn restore_job(session: &RestoreSession, settings: &JobSettings) -> Job {
+    let mut labels = managed_labels();
+    labels.insert("stowaway.dev/restore-session".into(), session.name_any());
+    executor_job(
+        &ExecutorJob {
+            name: restore_job_name(session),
+            action: "restore",
+            session: session.name_any(),
+            namespace: session.namespace().unwrap_or_default(),
+            target: session.spec.target.as_ref(),
+            timeout: session.spec.restore_timeout.as_deref(),
+            labels,
+            owner: session.controller_owner_ref(&()),
+        },
+        settings,
+    )
+}
+
+/// What differs between the executor Jobs of backups and restores.
+struct ExecutorJob<'a> {
+    name: String,
+    /// `backup` or `restore` (the `stowaway execute` subcommand).
+    action: &'static str,
+    session: String,
+    namespace: String,
+    target: Option<&'a TypedObjectReference>,
+    timeout: Option<&'a str>,
+    labels: BTreeMap<String, String>,
+    owner: Option<OwnerReference>,
+}
+
+/// The Job running `stowaway execute <action>`.
+///
+/// The Job does not retry by itself (`backoffLimit: 0`): retries are new sessions per
+/// `retryConfig`. It ends at the session's timeout. A PersistentVolumeClaim target is mounted
+/// at [`TARGET_MOUNT`], read-only for backups. The container runs as non-root with a read-only
+/// root file system and no privilege escalation; `/tmp` is an emptyDir.
+fn executor_job(job: &ExecutorJob<'_>, settings: &JobSettings) -> Job {
+    let read_only = job.action == "backup";
     let mut volumes = vec![Volume {
         name: "tmp".into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -76,21 +131,21 @@ pub fn backup_job(
         mount_path: "/tmp".into(),
         ..VolumeMount::default()
     }];
-    if let Some(target) = &config.spec.target
+    if let Some(target) = job.target
         && target.kind == "PersistentVolumeClaim"
     {
         volumes.push(Volume {
             name: "target".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                 claim_name: target.name.clone(),
-                read_only: Some(true),
+                read_only: Some(read_only),
             }),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
             name: "target".into(),
             mount_path: TARGET_MOUNT.into(),
-            read_only: Some(true),
+            read_only: Some(read_only),
             ..VolumeMount::default()
         });
     }
@@ -113,10 +168,8 @@ pub fn backup_job(
             ..EnvVar::default()
         },
     ];
-    let active_deadline_seconds = session
-        .spec
-        .backup_timeout
-        .as_deref()
+    let active_deadline_seconds = job
+        .timeout
         .and_then(|t| parse_duration(t).ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .filter(|s| *s > 0);
@@ -126,11 +179,11 @@ pub fn backup_job(
         image_pull_policy: settings.image_pull_policy.clone(),
         args: Some(vec![
             "execute".into(),
-            "backup".into(),
+            job.action.into(),
             "--namespace".into(),
-            namespace.clone(),
+            job.namespace.clone(),
             "--session".into(),
-            session.name_any(),
+            job.session.clone(),
         ]),
         env: Some(env),
         volume_mounts: Some(mounts),
@@ -148,10 +201,10 @@ pub fn backup_job(
     };
     Job {
         metadata: ObjectMeta {
-            name: Some(backup_job_name(session)),
-            namespace: Some(namespace),
-            labels: Some(labels.clone()),
-            owner_references: session.controller_owner_ref(&()).map(|o| vec![o]),
+            name: Some(job.name.clone()),
+            namespace: Some(job.namespace.clone()),
+            labels: Some(job.labels.clone()),
+            owner_references: job.owner.clone().map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         spec: Some(JobSpec {
@@ -160,7 +213,7 @@ pub fn backup_job(
             ttl_seconds_after_finished: Some(24 * 3600),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels),
+                    labels: Some(job.labels.clone()),
                     annotations: Some(BTreeMap::from([(
                         "kubectl.kubernetes.io/default-container".to_owned(),
                         "stowaway".to_owned(),

@@ -17,6 +17,7 @@ pub mod job;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod restore_session;
 pub mod schedule;
 #[cfg(test)]
 mod testing;

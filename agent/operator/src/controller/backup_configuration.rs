@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use stowaway_api::common::{ObjectReference, ReadinessPhase};
 use stowaway_api::{
     Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RetentionPolicy,
 };
 
-use super::{Context, Error, apply};
+use super::{Context, Error, apply, target_exists};
 use crate::backup_configuration::{BackendObserved, Lookup, Observed, decide};
 use crate::names;
 
@@ -144,33 +144,4 @@ async fn policy_lookup(
         None => Lookup::Missing,
         Some(_) => Lookup::Ready,
     })
-}
-
-/// Whether the target object exists; `None` when its kind is unknown to the operator.
-async fn target_exists(
-    client: &kube::Client,
-    target: &stowaway_api::common::TypedObjectReference,
-    namespace: &str,
-) -> Option<bool> {
-    let (group, version, plural) = match (
-        target.api_group.as_deref().unwrap_or(""),
-        target.kind.as_str(),
-    ) {
-        ("apps", "Deployment") => ("apps", "v1", "deployments"),
-        ("apps", "StatefulSet") => ("apps", "v1", "statefulsets"),
-        ("apps", "DaemonSet") => ("apps", "v1", "daemonsets"),
-        ("", "PersistentVolumeClaim") => ("", "v1", "persistentvolumeclaims"),
-        _ => return None,
-    };
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, &target.kind);
-    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-    let ns = target.namespace.as_deref().unwrap_or(namespace);
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
-    match api.get_opt(&target.name).await {
-        Ok(found) => Some(found.is_some()),
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot look up the target");
-            None
-        }
-    }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -12,7 +11,7 @@ use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus};
 use stowaway_api::common::RunPhase;
 use stowaway_api::{BackupConfiguration, BackupSession, Repository, Snapshot};
 
-use super::{Context, Error, apply};
+use super::{Context, Error, apply, has_sidecar};
 use crate::backup_session::{Executor, Observed, decide};
 use crate::job::{backup_job, backup_job_name, job_state};
 use crate::names;
@@ -50,7 +49,9 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         .collect();
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
     let executor = match &invoker {
-        Some(config) if has_sidecar(client, config, &namespace).await? => Executor::Sidecar,
+        Some(config) if has_sidecar(client, config.spec.target.as_ref(), &namespace).await? => {
+            Executor::Sidecar
+        }
         _ => Executor::Job(
             jobs.get_opt(&backup_job_name(&session))
                 .await?
@@ -119,31 +120,6 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
-}
-
-/// Whether a pod carrying a Stowaway sidecar for the configuration's target runs now.
-async fn has_sidecar(
-    client: &kube::Client,
-    config: &BackupConfiguration,
-    namespace: &str,
-) -> Result<bool, Error> {
-    let Some(target) = &config.spec.target else {
-        return Ok(false);
-    };
-    let ns = target.namespace.as_deref().unwrap_or(namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let selector = format!(
-        "{}={}",
-        names::SIDECAR_TARGET_LABEL,
-        names::sidecar_target(&target.kind, &target.name)
-    );
-    let list = pods.list(&ListParams::default().labels(&selector)).await?;
-    Ok(list.items.iter().any(|p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|phase| phase == "Running")
-    }))
 }
 
 /// Counts a session that just reached a final phase.

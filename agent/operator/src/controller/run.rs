@@ -13,9 +13,9 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
+use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
-use super::{Context, Error, backup_configuration, backup_session};
+use super::{Context, Error, backup_configuration, backup_session, restore_session};
 use crate::health::{self, Health};
 use crate::leader::{LeaderElector, LeaderError};
 
@@ -149,7 +149,19 @@ async fn controllers(ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|result| async move { log("BackupSession", result) });
-    tokio::join!(configs, sessions);
+    let restores = Controller::new(
+        Api::<RestoreSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
+    .shutdown_on_signal()
+    .run(
+        restore_session::reconcile,
+        error_policy("RestoreSession"),
+        ctx.clone(),
+    )
+    .for_each(|result| async move { log("RestoreSession", result) });
+    tokio::join!(configs, sessions, restores);
 }
 
 /// Logs and counts a failed reconcile, and tries again in 15 seconds.

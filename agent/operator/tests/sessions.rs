@@ -1,5 +1,6 @@
-//! The BackupConfiguration and BackupSession reconcilers end to end against the fake API
-//! server of `kube-fake-client`: objects in, reconcilers run, objects and statuses out.
+//! The BackupConfiguration, BackupSession and RestoreSession reconcilers end to end against
+//! the fake API server of `kube-fake-client`: objects in, reconcilers run, objects and
+//! statuses out.
 //!
 //! The executor (sidecar or Job) is played by the test: it writes the Snapshot phases as the
 //! real one does.
@@ -19,7 +20,8 @@ use stowaway_api::backup_configuration::BackupConfigurationPhase;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::{
-    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RetentionPolicy, Snapshot,
+    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
+    RetentionPolicy, Snapshot,
 };
 use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
@@ -90,6 +92,8 @@ spec:
             .with_status_subresource::<BackupConfiguration>()
             .with_resource::<BackupSession>()
             .with_status_subresource::<BackupSession>()
+            .with_resource::<RestoreSession>()
+            .with_status_subresource::<RestoreSession>()
             .with_resource::<Addon>()
             .with_status_subresource::<Job>()
             .with_object(storage)
@@ -408,4 +412,109 @@ async fn a_sidecar_takes_the_session_and_a_failure_is_retried() {
         snapshot.status.and_then(|s| s.phase),
         Some(RunPhase::Failed)
     );
+}
+
+#[tokio::test]
+async fn a_restore_pauses_the_backups_of_its_target_and_resumes_them() {
+    let h = Harness::new().await;
+    h.reconcile_config().await;
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let name = h.sessions().await[0].name_any();
+    h.reconcile_session(&name).await;
+    let snapshot_name = format!("repo-{name}");
+    let patch = serde_json::json!({"status": {
+        "phase": "Succeeded",
+        "snapshotTime": "2026-01-01T00:00:00Z",
+        "components": {"dump": {"phase": "Succeeded"}},
+    }});
+    h.api::<Snapshot>()
+        .patch_status(
+            &snapshot_name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("snapshot status");
+    h.reconcile_session(&name).await;
+
+    let restore: RestoreSession = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {name: undo, namespace: demo}
+spec:
+  target: {apiGroup: apps, kind: Deployment, name: web}
+  dataSource: {repository: repo, snapshot: latest}
+  addon: {name: postgres-addon, tasks: [{name: logical-backup-restore}]}
+"#,
+    );
+    let restores: Api<RestoreSession> = h.api();
+    restores
+        .create(&Default::default(), &restore)
+        .await
+        .expect("restore");
+    let reconcile = |restore: RestoreSession| {
+        controller::restore_session::reconcile(Arc::new(restore), h.ctx.clone())
+    };
+    reconcile(restores.get("undo").await.expect("get"))
+        .await
+        .expect("reconcile");
+    let status = restores
+        .get("undo")
+        .await
+        .expect("get")
+        .status
+        .expect("status");
+    assert_eq!(
+        status.phase,
+        Some(stowaway_api::restore_session::RestorePhase::Running)
+    );
+    assert_eq!(status.dependencies[0].reference.name, snapshot_name);
+    assert!(status.components.contains_key("dump"));
+    assert_eq!(
+        h.config().await.spec.paused,
+        Some(true),
+        "backups paused during the restore"
+    );
+    let job: Job = h.api().get("restore-undo").await.expect("restore Job");
+    let args = job
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers[0].args.clone());
+    assert_eq!(
+        args.flatten().as_deref(),
+        Some(
+            &[
+                "execute",
+                "restore",
+                "--namespace",
+                "demo",
+                "--session",
+                "undo"
+            ]
+            .map(String::from)[..]
+        )
+    );
+
+    // The executor reports the component restored.
+    let patch = serde_json::json!({"status": {"components": {"dump": {"phase": "Succeeded"}}}});
+    restores
+        .patch_status("undo", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("component status");
+    reconcile(restores.get("undo").await.expect("get"))
+        .await
+        .expect("reconcile");
+    let status = restores
+        .get("undo")
+        .await
+        .expect("get")
+        .status
+        .expect("status");
+    assert_eq!(
+        status.phase,
+        Some(stowaway_api::restore_session::RestorePhase::Succeeded)
+    );
+    assert_eq!(h.config().await.spec.paused, Some(false), "backups resumed");
 }

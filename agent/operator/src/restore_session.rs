@@ -1,0 +1,442 @@
+//! The RestoreSession reconciler's decisions: which snapshot to restore, pausing the target's
+//! backups for the time of the restore, handing the work to an executor, the deadline and the
+//! outcome per component.
+//!
+//! Backups of the target are paused before the restore starts (and only once no backup of it
+//! runs), so that a scheduled backup never reads a half-restored target; they are resumed when
+//! the restore ends, whatever its outcome. Only configurations this restore paused are resumed.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use stowaway_api::common::{ResourceFoundStatus, RunPhase, TypedObjectReference};
+use stowaway_api::restore_session::{ComponentRestoreStatus, RestorePhase, RestoreSessionStatus};
+use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
+
+use crate::backup_configuration::is_active;
+use crate::backup_session::{Executor, JobState};
+use crate::conditions;
+use crate::duration::{format_duration, parse_duration};
+use crate::events::Note;
+
+/// Condition: the spec and its references are usable.
+pub const VALIDATION_PASSED: &str = "ValidationPassed";
+/// Condition: the executor (sidecar or Job) has the work.
+pub const EXECUTOR_ENSURED: &str = "RestoreExecutorEnsured";
+/// Condition: the restore ended before its components did.
+pub const RESTORE_INCOMPLETE: &str = "RestoreIncomplete";
+/// Condition: the backups paused for the restore are running again.
+pub const BACKUPS_RESUMED: &str = "BackupsResumed";
+
+/// Everything [`decide`] looks at.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The restore.
+    pub session: &'a RestoreSession,
+    /// Snapshots of the data source's repository (or the named one).
+    pub snapshots: &'a [Snapshot],
+    /// BackupConfigurations whose target is the restore's target.
+    pub backups: &'a [BackupConfiguration],
+    /// BackupSessions of those configurations.
+    pub backup_sessions: &'a [BackupSession],
+    /// Whether the target exists (`None`: not checked).
+    pub target_found: Option<bool>,
+    /// Who runs it.
+    pub executor: Executor,
+    /// The time of this decision.
+    pub now: Timestamp,
+}
+
+/// What the operator should do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The new status.
+    pub status: RestoreSessionStatus,
+    /// BackupConfigurations to pause (`spec.paused: true`).
+    pub pause: Vec<String>,
+    /// BackupConfigurations to resume (`spec.paused: false`).
+    pub resume: Vec<String>,
+    /// Create the executor Job.
+    pub create_job: bool,
+    /// Delete the executor Job.
+    pub delete_job: bool,
+    /// Events to record on the restore.
+    pub events: Vec<Note>,
+    /// When to look again.
+    pub requeue_after: Option<Duration>,
+}
+
+/// Decides what a RestoreSession needs now.
+pub fn decide(observed: &Observed<'_>) -> Plan {
+    let session = observed.session;
+    let now = observed.now;
+    let mut status = session.status.clone().unwrap_or_default();
+    let mut plan = Plan::default();
+    let created = session
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    status.target_found = observed.target_found;
+
+    match status.phase {
+        Some(RestorePhase::Succeeded | RestorePhase::Failed | RestorePhase::Invalid) => {
+            resume(&mut status, &mut plan, now);
+            plan.status = status;
+            return plan;
+        }
+        Some(RestorePhase::Running) => {}
+        None | Some(RestorePhase::Pending | RestorePhase::Unknown) => {
+            // Resolve the snapshot and the components.
+            let snapshot = match resolve_snapshot(session, observed.snapshots) {
+                Ok(s) => s,
+                Err(message) => {
+                    invalid(&mut status, &mut plan, now, "SnapshotNotFound", message);
+                    return plan;
+                }
+            };
+            let available: Vec<&String> = snapshot
+                .status
+                .as_ref()
+                .map(|s| s.components.keys().collect())
+                .unwrap_or_default();
+            let wanted = &session.spec.data_source.components;
+            let missing: Vec<&str> = wanted
+                .iter()
+                .filter(|c| !available.contains(c))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                let message = format!(
+                    "spec.dataSource.components: snapshot {} has no component {} (it has: {})",
+                    snapshot.name_any(),
+                    missing.join(", "),
+                    available
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                invalid(&mut status, &mut plan, now, "ComponentNotFound", message);
+                return plan;
+            }
+            if observed.target_found == Some(false)
+                && let Some(target) = &session.spec.target
+            {
+                let message = format!("target {} {} not found", target.kind, target.name);
+                invalid(&mut status, &mut plan, now, "TargetNotFound", message);
+                return plan;
+            }
+            conditions::set(
+                &mut status.conditions,
+                VALIDATION_PASSED,
+                true,
+                "ResourceValidationPassed",
+                "",
+                now,
+            );
+            status.dependencies = vec![ResourceFoundStatus {
+                reference: TypedObjectReference {
+                    api_group: Some(stowaway_api::STORAGE_GROUP.into()),
+                    kind: "Snapshot".into(),
+                    namespace: snapshot.namespace(),
+                    name: snapshot.name_any(),
+                },
+                found: Some(true),
+            }];
+
+            // Pause the target's backups, then wait for a running one to end.
+            for config in observed.backups {
+                let name = config.name_any();
+                let already = status.paused_backups.iter().any(|p| p.name == name);
+                if !config.spec.paused.unwrap_or(false) && !already {
+                    plan.pause.push(name.clone());
+                }
+                if !already && !config.spec.paused.unwrap_or(false) {
+                    status.paused_backups.push(TypedObjectReference {
+                        api_group: Some(stowaway_api::CORE_GROUP.into()),
+                        kind: "BackupConfiguration".into(),
+                        namespace: config.namespace(),
+                        name,
+                    });
+                }
+            }
+            if let Some(busy) = observed.backup_sessions.iter().find(|s| is_active(s)) {
+                status.phase = Some(RestorePhase::Pending);
+                conditions::set(
+                    &mut status.conditions,
+                    "WaitingForBackup",
+                    true,
+                    "BackupRunning",
+                    format!(
+                        "waiting for BackupSession {} of the target to end",
+                        busy.name_any()
+                    ),
+                    now,
+                );
+                plan.requeue_after = Some(Duration::from_secs(5));
+                plan.status = status;
+                return plan;
+            }
+
+            status.phase = Some(RestorePhase::Running);
+            let components: Vec<String> = if wanted.is_empty() {
+                available.into_iter().cloned().collect()
+            } else {
+                wanted.clone()
+            };
+            status.total_components = i32::try_from(components.len()).ok();
+            for component in components {
+                status
+                    .components
+                    .entry(component)
+                    .or_insert_with(|| ComponentRestoreStatus {
+                        phase: Some(RestorePhase::Pending),
+                        ..ComponentRestoreStatus::default()
+                    });
+            }
+            if let Some(timeout) = session.spec.restore_timeout.as_deref()
+                && let Ok(timeout) = parse_duration(timeout)
+                && let Ok(timeout) = jiff::SignedDuration::try_from(timeout)
+                && let Ok(deadline) = created.checked_add(timeout)
+            {
+                status.restore_deadline = Some(Time(deadline));
+            }
+            plan.events.push(Note::normal(
+                "RestoreStarted",
+                format!("restoring snapshot {}", snapshot.name_any()),
+            ));
+        }
+    }
+
+    // Running.
+    match &observed.executor {
+        Executor::Sidecar => conditions::set(
+            &mut status.conditions,
+            EXECUTOR_ENSURED,
+            true,
+            "SidecarExecutor",
+            "the target's sidecar runs the restore",
+            now,
+        ),
+        Executor::Job(None) => {
+            plan.create_job = true;
+            conditions::set(
+                &mut status.conditions,
+                EXECUTOR_ENSURED,
+                true,
+                "JobExecutor",
+                "a Job runs the restore",
+                now,
+            );
+        }
+        Executor::Job(Some(_)) => {}
+    }
+    let phases: Vec<RestorePhase> = status
+        .components
+        .values()
+        .map(|c| c.phase.unwrap_or(RestorePhase::Pending))
+        .collect();
+    let finished = !phases.is_empty()
+        && phases
+            .iter()
+            .all(|p| matches!(p, RestorePhase::Succeeded | RestorePhase::Failed));
+    if finished {
+        status.duration = Some(format_duration(elapsed(created, now)));
+        let failed: Vec<String> = status
+            .components
+            .iter()
+            .filter(|(_, c)| c.phase == Some(RestorePhase::Failed))
+            .map(|(name, c)| match &c.error {
+                Some(e) => format!("{name}: {e}"),
+                None => format!("{name} failed"),
+            })
+            .collect();
+        if failed.is_empty() {
+            status.phase = Some(RestorePhase::Succeeded);
+            plan.events.push(Note::normal(
+                "RestoreSucceeded",
+                format!(
+                    "restore succeeded in {}",
+                    status.duration.as_deref().unwrap_or("?")
+                ),
+            ));
+        } else {
+            status.phase = Some(RestorePhase::Failed);
+            plan.events
+                .push(Note::warning("RestoreFailed", failed.join("; ")));
+        }
+        resume(&mut status, &mut plan, now);
+        plan.status = status;
+        return plan;
+    }
+    let stop = if let Some(deadline) = status.restore_deadline.as_ref().map(|t| t.0)
+        && now >= deadline
+    {
+        Some((
+            "RestoreTimedOut",
+            format!(
+                "restoreTimeout {} passed before the restore finished",
+                session.spec.restore_timeout.as_deref().unwrap_or("?")
+            ),
+        ))
+    } else {
+        match &observed.executor {
+            Executor::Job(Some(JobState::Failed(why))) => Some((
+                "RestoreExecutorTerminatedBeforeCompletion",
+                format!("the restore Job failed before every component finished: {why}"),
+            )),
+            Executor::Job(Some(JobState::Succeeded)) => Some((
+                "RestoreExecutorTerminatedBeforeCompletion",
+                "the restore Job completed without finishing every component".to_owned(),
+            )),
+            _ => None,
+        }
+    };
+    if let Some((reason, message)) = stop {
+        status.phase = Some(RestorePhase::Failed);
+        status.duration = Some(format_duration(elapsed(created, now)));
+        conditions::set(
+            &mut status.conditions,
+            RESTORE_INCOMPLETE,
+            true,
+            reason,
+            &message,
+            now,
+        );
+        for component in status.components.values_mut() {
+            if !matches!(
+                component.phase,
+                Some(RestorePhase::Succeeded | RestorePhase::Failed)
+            ) {
+                component.phase = Some(RestorePhase::Failed);
+                component.error = Some(message.clone());
+            }
+        }
+        plan.delete_job = matches!(observed.executor, Executor::Job(Some(JobState::Active)));
+        plan.events.push(Note::warning(reason, message));
+        resume(&mut status, &mut plan, now);
+        plan.status = status;
+        return plan;
+    }
+    if let Some(deadline) = status.restore_deadline.as_ref().map(|t| t.0) {
+        plan.requeue_after = Some(elapsed(now, deadline).max(Duration::from_secs(1)));
+    }
+    plan.status = status;
+    plan
+}
+
+/// The snapshot the data source names: a name, `latest`, or the newest at or before the
+/// point in time; only Succeeded snapshots of the data source's repository count.
+pub fn resolve_snapshot<'a>(
+    session: &RestoreSession,
+    snapshots: &'a [Snapshot],
+) -> Result<&'a Snapshot, String> {
+    let source = &session.spec.data_source;
+    let succeeded =
+        |s: &&Snapshot| s.status.as_ref().and_then(|s| s.phase) == Some(RunPhase::Succeeded);
+    let of_repository = |s: &&Snapshot| {
+        source
+            .repository
+            .as_deref()
+            .is_none_or(|r| s.spec.repository == r)
+    };
+    let time = |s: &Snapshot| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.snapshot_time.as_ref())
+            .map(|t| t.0)
+            .or_else(|| s.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            .unwrap_or(Timestamp::UNIX_EPOCH)
+    };
+    let repository = source.repository.as_deref().unwrap_or("?");
+    if let Some(pitr) = &source.pitr {
+        let Some(target) = pitr.target_time.as_ref().map(|t| t.0) else {
+            return Err("spec.dataSource.pitr.targetTime: required".to_owned());
+        };
+        let exclusive = pitr.exclusive.unwrap_or(false);
+        return snapshots
+            .iter()
+            .filter(succeeded)
+            .filter(of_repository)
+            .filter(|s| {
+                if exclusive {
+                    time(s) < target
+                } else {
+                    time(s) <= target
+                }
+            })
+            .max_by_key(|s| (time(s), s.name_any()))
+            .ok_or_else(|| {
+                format!("no succeeded snapshot of repository {repository} at or before {target}")
+            });
+    }
+    match source.snapshot.as_deref() {
+        None | Some("") => Err("spec.dataSource.snapshot: required".to_owned()),
+        Some("latest") => snapshots
+            .iter()
+            .filter(succeeded)
+            .filter(of_repository)
+            .max_by_key(|s| (time(s), s.name_any()))
+            .ok_or_else(|| format!("repository {repository} has no succeeded snapshot")),
+        Some(name) => match snapshots.iter().find(|s| s.name_any() == name) {
+            None => Err(format!("snapshot {name} not found")),
+            Some(s) if !succeeded(&s) => Err(format!(
+                "snapshot {name} is not Succeeded (phase {:?}): it holds no complete backup",
+                s.status.as_ref().and_then(|s| s.phase)
+            )),
+            Some(s) => Ok(s),
+        },
+    }
+}
+
+fn invalid(
+    status: &mut RestoreSessionStatus,
+    plan: &mut Plan,
+    now: Timestamp,
+    reason: &str,
+    message: String,
+) {
+    status.phase = Some(RestorePhase::Invalid);
+    conditions::set(
+        &mut status.conditions,
+        VALIDATION_PASSED,
+        false,
+        reason,
+        &message,
+        now,
+    );
+    plan.events.push(Note::warning(reason, message));
+    resume(status, plan, now);
+    plan.status = status.clone();
+}
+
+/// Resumes the backups this restore paused (once).
+fn resume(status: &mut RestoreSessionStatus, plan: &mut Plan, now: Timestamp) {
+    if status.paused_backups.is_empty() || conditions::is_true(&status.conditions, BACKUPS_RESUMED)
+    {
+        return;
+    }
+    plan.resume = status
+        .paused_backups
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    conditions::set(
+        &mut status.conditions,
+        BACKUPS_RESUMED,
+        true,
+        "BackupsResumed",
+        format!("resumed {}", plan.resume.join(", ")),
+        now,
+    );
+}
+
+fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;
