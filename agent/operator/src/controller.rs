@@ -5,6 +5,7 @@
 //! exists counts as created, so a reconcile interrupted half-way is finished by the next one.
 
 mod apply;
+pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
 mod context;

@@ -6,6 +6,7 @@
 //! and [`admission`] holds the defaulting and validation rules of the admission webhook.
 
 pub mod admission;
+pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
 pub mod conditions;

@@ -7,15 +7,19 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
-use super::{Context, Error, backup_configuration, backup_session, restore_session};
+use super::{
+    Context, Error, backup_blueprint, backup_configuration, backup_session, restore_session,
+};
 use crate::health::{self, Health};
 use crate::leader::{LeaderElector, LeaderError};
 
@@ -161,7 +165,40 @@ async fn controllers(ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|result| async move { log("RestoreSession", result) });
-    tokio::join!(configs, sessions, restores);
+    tokio::join!(
+        configs,
+        sessions,
+        restores,
+        auto_backup::<Deployment>(ctx.clone()),
+        auto_backup::<StatefulSet>(ctx.clone()),
+        auto_backup::<DaemonSet>(ctx.clone()),
+        auto_backup::<PersistentVolumeClaim>(ctx.clone()),
+    );
+}
+
+/// The auto-backup controller of one kind of target (BackupBlueprint annotations).
+async fn auto_backup<K>(ctx: Arc<Context>)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    Controller::new(
+        Api::<K>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(
+        backup_blueprint::reconcile::<K>,
+        error_policy("BackupBlueprint"),
+        ctx.clone(),
+    )
+    .for_each(|result| async move { log("BackupBlueprint", result) })
+    .await;
 }
 
 /// Logs and counts a failed reconcile, and tries again in 15 seconds.
