@@ -193,7 +193,7 @@ fn substitute(value: &mut Value, variables: &BTreeMap<String, String>) -> Result
     match value {
         Value::String(s) => {
             if s.contains("${") {
-                *s = substitute_str(s, variables)?;
+                *s = crate::variables::substitute(s, variables, crate::variables::Unknown::Error)?;
             }
             Ok(())
         }
@@ -201,32 +201,6 @@ fn substitute(value: &mut Value, variables: &BTreeMap<String, String>) -> Result
         Value::Object(map) => map.values_mut().try_for_each(|v| substitute(v, variables)),
         _ => Ok(()),
     }
-}
-
-fn substitute_str(text: &str, variables: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        let name = &after[..end];
-        // `${name:=default}` as in KubeStash's envsubst syntax.
-        let (name, default) = match name.split_once(":=") {
-            Some((n, d)) => (n, Some(d)),
-            None => (name, None),
-        };
-        match variables.get(name).map(String::as_str).or(default) {
-            Some(v) => out.push_str(v),
-            None => return Err(name.to_owned()),
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

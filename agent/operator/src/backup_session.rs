@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 use stowaway_api::backup_configuration::BackupConfigurationPhase;
 use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus, SnapshotStatus};
-use stowaway_api::common::{DeletionPolicy, RunPhase};
+use stowaway_api::common::{DeletionPolicy, HookInfo, RunPhase};
 use stowaway_api::snapshot::SnapshotSpec;
 use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
 
@@ -20,6 +20,7 @@ use crate::backup_configuration::{is_active, managed_labels};
 use crate::conditions;
 use crate::duration::{format_duration, parse_duration};
 use crate::events::Note;
+use crate::hooks::{self, Progress, Stage};
 use crate::names;
 use stowaway_api::size;
 
@@ -84,6 +85,9 @@ pub struct Plan {
     pub fail_snapshots: Vec<(String, String)>,
     /// The retry to create.
     pub create_retry: Option<BackupSession>,
+    /// The hook to run now (stage, index in the session's list); the status is written
+    /// with its outcome.
+    pub run_hook: Option<(Stage, usize)>,
     /// Events to record on the session.
     pub events: Vec<Note>,
     /// When to look again.
@@ -203,6 +207,34 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         })
         .collect();
 
+    // Pre-hooks, before any data is read.
+    let (pre_hooks, _) = hook_lists(observed);
+    if matches!(observed.executor, Executor::Sidecar | Executor::Job(None)) {
+        match hooks::pre(pre_hooks, status.hooks.as_ref()) {
+            Progress::Run(i) => {
+                plan.run_hook = Some((Stage::Pre, i));
+                plan.status = status;
+                return plan;
+            }
+            Progress::Done { failed } if !failed.is_empty() => {
+                let message = format!(
+                    "pre-backup hook {} failed: no data was backed up",
+                    failed.join(", ")
+                );
+                fail(
+                    &mut status,
+                    &mut plan,
+                    observed,
+                    "PreBackupHookFailed",
+                    message,
+                );
+                plan.status = status;
+                return plan;
+            }
+            Progress::Done { .. } => {}
+        }
+    }
+
     // The executor.
     match &observed.executor {
         Executor::Sidecar => conditions::set(
@@ -251,22 +283,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 None => format!("snapshot {name} failed"),
             })
             .collect();
-        status.duration = Some(format_duration(elapsed(created, now)));
-        if failed.is_empty() {
-            status.phase = Some(BackupSessionPhase::Succeeded);
-            plan.events.push(Note::normal(
-                "BackupSucceeded",
-                format!(
-                    "backup succeeded in {}",
-                    status.duration.as_deref().unwrap_or("?")
-                ),
-            ));
-        } else {
-            status.phase = Some(BackupSessionPhase::Failed);
-            plan.events
-                .push(Note::warning("BackupFailed", failed.join("; ")));
-            retry(observed, &mut status, &mut plan);
-        }
+        let failure = (!failed.is_empty()).then(|| ("BackupFailed", failed.join("; ")));
+        conclude(observed, &mut status, &mut plan, failure);
         plan.status = status;
         return plan;
     }
@@ -389,23 +407,16 @@ fn may_start(observed: &Observed<'_>, created: Timestamp) -> Result<(), (&'stati
     Ok(())
 }
 
-/// Ends a running session as Failed: marks its unfinished snapshots Failed and stops a Job.
+/// Ends a running session as Failed: marks its unfinished snapshots Failed, stops a Job, then
+/// concludes (post-hooks, final phase, retry).
 fn fail(
     status: &mut BackupSessionStatus,
     plan: &mut Plan,
     observed: &Observed<'_>,
-    reason: &str,
+    reason: &'static str,
     message: String,
 ) {
     let now = observed.now;
-    let created = observed
-        .session
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(now, |t| t.0);
-    status.phase = Some(BackupSessionPhase::Failed);
-    status.duration = Some(format_duration(elapsed(created, now)));
     conditions::set(
         &mut status.conditions,
         BACKUP_INCOMPLETE,
@@ -422,8 +433,86 @@ fn fail(
         }
     }
     plan.delete_job = matches!(observed.executor, Executor::Job(Some(JobState::Active)));
-    plan.events.push(Note::warning(reason, message));
-    retry(observed, status, plan);
+    conclude(observed, status, plan, Some((reason, message)));
+}
+
+/// The outcome is known: runs the matching post-hooks one by one (the session stays Running
+/// meanwhile), then sets the final phase, records the Event and creates the retry.
+fn conclude(
+    observed: &Observed<'_>,
+    status: &mut BackupSessionStatus,
+    plan: &mut Plan,
+    failure: Option<(&'static str, String)>,
+) {
+    let succeeded = failure.is_none();
+    let (_, post_hooks) = hook_lists(observed);
+    if !post_hooks.is_empty() {
+        let mut hook_status = status.hooks.take().unwrap_or_default();
+        hooks::mark_skipped(post_hooks, &mut hook_status, succeeded);
+        status.hooks = Some(hook_status);
+    }
+    let failed_hooks = match hooks::post(post_hooks, status.hooks.as_ref(), succeeded) {
+        Progress::Run(i) => {
+            plan.run_hook = Some((Stage::Post, i));
+            status.phase = Some(BackupSessionPhase::Running);
+            return;
+        }
+        Progress::Done { failed } => failed,
+    };
+    let created = observed
+        .session
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(observed.now, |t| t.0);
+    status.duration = Some(format_duration(elapsed(created, observed.now)));
+    let failure = failure.or_else(|| {
+        (!failed_hooks.is_empty()).then(|| {
+            (
+                "PostBackupHookFailed",
+                format!("post-backup hook {} failed", failed_hooks.join(", ")),
+            )
+        })
+    });
+    match failure {
+        None => {
+            status.phase = Some(BackupSessionPhase::Succeeded);
+            plan.events.push(Note::normal(
+                "BackupSucceeded",
+                format!(
+                    "backup succeeded in {}",
+                    status.duration.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        Some((reason, message)) => {
+            status.phase = Some(BackupSessionPhase::Failed);
+            plan.events.push(Note::warning(reason, message));
+            if !failed_hooks.is_empty() && reason != "PostBackupHookFailed" {
+                plan.events.push(Note::warning(
+                    "PostBackupHookFailed",
+                    format!("post-backup hook {} failed", failed_hooks.join(", ")),
+                ));
+            }
+            retry(observed, status, plan);
+        }
+    }
+}
+
+/// The pre- and post-backup hooks of the session (empty without an invoker).
+pub fn hook_lists<'a>(observed: &Observed<'a>) -> (&'a [HookInfo], &'a [HookInfo]) {
+    observed
+        .invoker
+        .and_then(|c| {
+            c.spec
+                .sessions
+                .iter()
+                .find(|s| s.name == observed.session.spec.session)
+        })
+        .and_then(|s| s.hooks.as_ref())
+        .map_or((&[][..], &[][..]), |h| {
+            (h.pre_backup.as_slice(), h.post_backup.as_slice())
+        })
 }
 
 /// Creates the retry of a failed session when retries are left and its delay has passed.

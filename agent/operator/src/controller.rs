@@ -9,6 +9,7 @@ pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
 mod context;
+mod hooks;
 pub mod restore_session;
 mod run;
 

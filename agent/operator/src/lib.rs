@@ -14,6 +14,7 @@ pub mod controller;
 pub mod duration;
 pub mod events;
 pub mod health;
+pub mod hooks;
 pub mod job;
 pub mod leader;
 pub mod metrics;
@@ -22,3 +23,4 @@ pub mod restore_session;
 pub mod schedule;
 #[cfg(test)]
 mod testing;
+pub mod variables;

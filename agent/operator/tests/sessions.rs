@@ -92,6 +92,7 @@ spec:
             .with_status_subresource::<BackupConfiguration>()
             .with_resource::<BackupSession>()
             .with_status_subresource::<BackupSession>()
+            .with_resource::<stowaway_api::HookTemplate>()
             .with_resource::<RestoreSession>()
             .with_status_subresource::<RestoreSession>()
             .with_resource::<Addon>()
@@ -517,4 +518,202 @@ spec:
         Some(stowaway_api::restore_session::RestorePhase::Succeeded)
     );
     assert_eq!(h.config().await.spec.paused, Some(false), "backups resumed");
+}
+
+/// A local HTTP server answering every request with `status`; it records each request's
+/// first line and body.
+async fn hook_server(status: u16) -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read the head, then as much body as content-length says.
+            loop {
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&data).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        let first = head.lines().next().unwrap_or_default().to_owned();
+                        log.lock().expect("log").push(format!("{first} | {body}"));
+                        break;
+                    }
+                }
+            }
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = stream.write_all(reply.as_bytes()).await;
+        }
+    });
+    (port, seen)
+}
+
+async fn add_hooks(h: &Harness, port: u16) {
+    let template: stowaway_api::HookTemplate = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: HookTemplate
+metadata: {{name: notify, namespace: demo}}
+spec:
+  params: [{{name: channel, default: ops}}]
+  executor: {{type: Operator}}
+  action:
+    httpPost:
+      host: 127.0.0.1
+      port: {port}
+      path: /hook/${{channel}}
+      body: "${{SESSION}} ${{PHASE}}"
+"#
+    ));
+    Api::<stowaway_api::HookTemplate>::namespaced(h.client.clone(), "demo")
+        .create(&Default::default(), &template)
+        .await
+        .expect("template");
+    let patch = serde_json::json!({"spec": {"sessions": [{
+        "name": "frequent",
+        "scheduler": {"schedule": SCHEDULE},
+        "backupTimeout": "30m",
+        "addon": {"name": "postgres-addon", "tasks": [{"name": "logical-backup"}]},
+        "repositories": [{"name": "repo", "backend": "local", "directory": "/demo/db"}],
+        "hooks": {
+            "preBackup": [{"name": "before", "hookTemplate": {"name": "notify"}, "params": {"channel": "pre"}}],
+            "postBackup": [{"name": "after", "hookTemplate": {"name": "notify"}, "executionPolicy": "Always"}],
+        },
+    }]}});
+    h.api::<BackupConfiguration>()
+        .patch("db", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("hooks");
+}
+
+#[tokio::test]
+async fn hooks_run_before_the_job_and_after_the_outcome() {
+    let h = Harness::new().await;
+    let (port, seen) = hook_server(200).await;
+    add_hooks(&h, port).await;
+    h.reconcile_config().await;
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let name = h.sessions().await[0].name_any();
+
+    // First pass: the pre-hook runs; no Job yet.
+    let session = h.reconcile_session(&name).await;
+    let hooks = session
+        .status
+        .as_ref()
+        .and_then(|s| s.hooks.clone())
+        .expect("hooks");
+    assert_eq!(hooks.pre_hooks[0].phase.as_deref(), Some("Succeeded"));
+    assert_eq!(
+        seen.lock().expect("log").clone(),
+        vec![format!("POST /hook/pre HTTP/1.1 | {name} Running")]
+    );
+    assert!(
+        h.api::<Job>()
+            .get_opt(&format!("backup-{name}"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    // Second pass: the Job.
+    h.reconcile_session(&name).await;
+    assert!(
+        h.api::<Job>()
+            .get_opt(&format!("backup-{name}"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // The snapshot succeeds: the post-hook runs, then the session is Succeeded.
+    h.finish_snapshot(&format!("repo-{name}"), "Succeeded", "1.00 KiB")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    assert_eq!(
+        session.status.as_ref().and_then(|s| s.phase),
+        Some(BackupSessionPhase::Running)
+    );
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Succeeded));
+    assert_eq!(
+        status.hooks.expect("hooks").post_hooks[0].phase.as_deref(),
+        Some("Succeeded")
+    );
+    assert_eq!(
+        seen.lock().expect("log").last().cloned(),
+        Some(format!("POST /hook/ops HTTP/1.1 | {name} Succeeded"))
+    );
+}
+
+#[tokio::test]
+async fn a_failing_pre_hook_fails_the_session_without_reading_data() {
+    let h = Harness::new().await;
+    let (port, seen) = hook_server(500).await;
+    add_hooks(&h, port).await;
+    h.reconcile_config().await;
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let name = h.sessions().await[0].name_any();
+    for _ in 0..4 {
+        h.reconcile_session(&name).await;
+    }
+    let session: BackupSession = h.api().get(&name).await.expect("session");
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Failed));
+    let incomplete = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "BackupIncomplete")
+        .expect("condition");
+    assert_eq!(incomplete.reason.as_deref(), Some("PreBackupHookFailed"));
+    let pre = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "PreBackupHooksExecutionSucceeded")
+        .expect("pre");
+    assert!(
+        pre.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("answered HTTP 500"),
+        "{pre:?}"
+    );
+    assert!(
+        h.api::<Job>()
+            .get_opt(&format!("backup-{name}"))
+            .await
+            .expect("get")
+            .is_none(),
+        "no backup ran"
+    );
+    // The post-hook (Always) still ran, to undo what the pre-hook may have started.
+    assert_eq!(seen.lock().expect("log").len(), 2);
+    let snapshot: Snapshot = h
+        .api()
+        .get(&format!("repo-{name}"))
+        .await
+        .expect("snapshot");
+    assert_eq!(
+        snapshot.status.and_then(|s| s.phase),
+        Some(RunPhase::Failed)
+    );
 }

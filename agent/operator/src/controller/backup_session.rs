@@ -1,6 +1,7 @@
 //! Reconciling a BackupSession: find its invoker, siblings, snapshots and executor; decide;
 //! apply.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -11,8 +12,9 @@ use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus};
 use stowaway_api::common::RunPhase;
 use stowaway_api::{BackupConfiguration, BackupSession, Repository, Snapshot};
 
-use super::{Context, Error, apply, has_sidecar};
-use crate::backup_session::{Executor, Observed, decide};
+use super::{Context, Error, apply, has_sidecar, hooks};
+use crate::backup_session::{Executor, Observed, decide, hook_lists};
+use crate::hooks::Stage;
 use crate::job::{backup_job, backup_job_name, job_state};
 use crate::names;
 
@@ -67,7 +69,7 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         executor,
         now: ctx.now(),
     };
-    let plan = decide(&observed);
+    let mut plan = decide(&observed);
 
     let repositories: Api<Repository> = Api::namespaced(client.clone(), &namespace);
     for snapshot in &plan.create_snapshots {
@@ -108,6 +110,51 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some((stage, index)) = plan.run_hook {
+        let (pre, post) = hook_lists(&observed);
+        let (list, condition) = match stage {
+            Stage::Pre => (pre, "PreBackupHooksExecutionSucceeded"),
+            Stage::Post => (post, "PostBackupHooksExecutionSucceeded"),
+        };
+        if let Some(hook) = list.get(index) {
+            let vars = BTreeMap::from([
+                ("NAMESPACE".to_owned(), namespace.clone()),
+                ("SESSION".to_owned(), name.clone()),
+                (
+                    "PHASE".to_owned(),
+                    outcome_word(&plan.status, stage).to_owned(),
+                ),
+                (
+                    "TARGET_NAME".to_owned(),
+                    invoker
+                        .as_ref()
+                        .and_then(|c| c.spec.target.as_ref())
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default(),
+                ),
+            ]);
+            let outcome = hooks::run(&ctx, &namespace, hook, &vars).await;
+            if let Err(e) = &outcome {
+                plan.events.push(crate::events::Note::warning(
+                    "HookFailed",
+                    format!("hook {}: {e}", hook.name),
+                ));
+            }
+            let status = &mut plan.status;
+            let mut hook_status = status.hooks.take().unwrap_or_default();
+            crate::hooks::record(
+                &mut hook_status,
+                &mut status.conditions,
+                stage,
+                &hook.name,
+                &outcome,
+                condition,
+                ctx.now(),
+            );
+            status.hooks = Some(hook_status);
+            plan.requeue_after = Some(std::time::Duration::from_millis(200));
         }
     }
     if let Some(retry) = &plan.create_retry {
@@ -156,5 +203,21 @@ fn record_outcome(ctx: &Context, old: Option<&BackupSessionStatus>, new: &Backup
             .and_then(|c| c.reason.clone())
             .unwrap_or_else(|| "SnapshotFailed".to_owned());
         ctx.metrics.failure("BackupSession", &reason);
+    }
+}
+
+/// `Succeeded` or `Failed` for a post-hook (from the snapshots), `Running` for a pre-hook.
+fn outcome_word(status: &BackupSessionStatus, stage: Stage) -> &'static str {
+    if stage == Stage::Pre {
+        return "Running";
+    }
+    if status
+        .snapshots
+        .iter()
+        .all(|s| s.phase == Some(RunPhase::Succeeded))
+    {
+        "Succeeded"
+    } else {
+        "Failed"
     }
 }

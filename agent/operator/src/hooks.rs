@@ -1,0 +1,264 @@
+//! Which hook of a session runs next, and recording a hook's outcome (pure).
+//!
+//! Pre-hooks run in order before any data is read; the first failure ends the session without
+//! a backup. Post-hooks run after the outcome is known, each if its `executionPolicy` matches
+//! (`Always` by default, `OnSuccess`, `OnFailure`); all that match run even if one fails, and
+//! a failed post-hook fails the session.
+
+use jiff::Timestamp;
+use stowaway_api::common::{HookExecutionPolicy, HookExecutionStatus, HookInfo, HookStatus};
+
+use crate::conditions;
+
+/// Before or after the backup or restore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Before.
+    Pre,
+    /// After.
+    Post,
+}
+
+/// Phase of a hook that succeeded.
+pub const SUCCEEDED: &str = "Succeeded";
+/// Phase of a hook that failed.
+pub const FAILED: &str = "Failed";
+/// Phase of a post-hook whose execution policy did not match the outcome.
+pub const SKIPPED: &str = "Skipped";
+
+/// What to do about the hooks of a stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Run the hook at this index of the stage's list.
+    Run(usize),
+    /// Every hook that should run has run; the names of those that failed.
+    Done {
+        /// Failed hooks.
+        failed: Vec<String>,
+    },
+}
+
+fn phase<'a>(list: &'a [HookExecutionStatus], name: &str) -> Option<&'a str> {
+    list.iter()
+        .find(|h| h.name == name)
+        .and_then(|h| h.phase.as_deref())
+}
+
+/// The pre-hooks' progress: the first one not run yet, or done (stopping at a failure).
+pub fn pre(hooks: &[HookInfo], status: Option<&HookStatus>) -> Progress {
+    let done = status.map(|s| s.pre_hooks.as_slice()).unwrap_or_default();
+    for (i, hook) in hooks.iter().enumerate() {
+        match phase(done, &hook.name) {
+            Some(SUCCEEDED) => {}
+            Some(FAILED) => {
+                return Progress::Done {
+                    failed: vec![hook.name.clone()],
+                };
+            }
+            _ => return Progress::Run(i),
+        }
+    }
+    Progress::Done { failed: Vec::new() }
+}
+
+/// Whether a post-hook runs after this outcome.
+pub fn applies(hook: &HookInfo, succeeded: bool) -> bool {
+    match hook.execution_policy.unwrap_or_default() {
+        HookExecutionPolicy::Always => true,
+        HookExecutionPolicy::OnSuccess => succeeded,
+        HookExecutionPolicy::OnFailure => !succeeded,
+    }
+}
+
+/// The post-hooks' progress after an outcome: the next matching one not run yet, or done.
+pub fn post(hooks: &[HookInfo], status: Option<&HookStatus>, succeeded: bool) -> Progress {
+    let done = status.map(|s| s.post_hooks.as_slice()).unwrap_or_default();
+    let mut failed = Vec::new();
+    for (i, hook) in hooks.iter().enumerate() {
+        if !applies(hook, succeeded) {
+            continue;
+        }
+        match phase(done, &hook.name) {
+            Some(SUCCEEDED) => {}
+            Some(FAILED) => failed.push(hook.name.clone()),
+            _ => return Progress::Run(i),
+        }
+    }
+    Progress::Done { failed }
+}
+
+/// Post-hooks whose policy does not match the outcome, marked Skipped in the status.
+pub fn mark_skipped(hooks: &[HookInfo], status: &mut HookStatus, succeeded: bool) {
+    for hook in hooks.iter().filter(|h| !applies(h, succeeded)) {
+        if phase(&status.post_hooks, &hook.name).is_none() {
+            status.post_hooks.push(HookExecutionStatus {
+                name: hook.name.clone(),
+                phase: Some(SKIPPED.to_owned()),
+            });
+        }
+    }
+}
+
+/// Records a hook's outcome in the status and in the condition of its stage
+/// (`condition_type`, such as `PreBackupHooksExecutionSucceeded`).
+pub fn record(
+    status: &mut HookStatus,
+    conditions_list: &mut Vec<stowaway_api::common::Condition>,
+    stage: Stage,
+    name: &str,
+    outcome: &Result<(), String>,
+    condition_type: &str,
+    now: Timestamp,
+) {
+    let list = match stage {
+        Stage::Pre => &mut status.pre_hooks,
+        Stage::Post => &mut status.post_hooks,
+    };
+    let phase = if outcome.is_ok() { SUCCEEDED } else { FAILED };
+    match list.iter_mut().find(|h| h.name == name) {
+        Some(entry) => entry.phase = Some(phase.to_owned()),
+        None => list.push(HookExecutionStatus {
+            name: name.to_owned(),
+            phase: Some(phase.to_owned()),
+        }),
+    }
+    match outcome {
+        Ok(()) => {
+            // A stage is True once no hook of it failed.
+            if !conditions::get(conditions_list, condition_type)
+                .is_some_and(|c| c.status == stowaway_api::common::ConditionStatus::False)
+            {
+                conditions::set(
+                    conditions_list,
+                    condition_type,
+                    true,
+                    "HookExecutionSucceeded",
+                    "",
+                    now,
+                );
+            }
+        }
+        Err(message) => conditions::set(
+            conditions_list,
+            condition_type,
+            false,
+            "HookExecutionFailed",
+            format!("hook {name}: {message}"),
+            now,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(name: &str, policy: Option<HookExecutionPolicy>) -> HookInfo {
+        HookInfo {
+            name: name.into(),
+            execution_policy: policy,
+            ..HookInfo::default()
+        }
+    }
+
+    fn status(pre: &[(&str, &str)], post: &[(&str, &str)]) -> HookStatus {
+        let list = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(n, p)| HookExecutionStatus {
+                    name: (*n).into(),
+                    phase: Some((*p).into()),
+                })
+                .collect()
+        };
+        HookStatus {
+            pre_hooks: list(pre),
+            post_hooks: list(post),
+        }
+    }
+
+    #[test]
+    fn pre_hooks_run_in_order_and_stop_at_a_failure() {
+        let hooks = [hook("quiesce", None), hook("flush", None)];
+        assert_eq!(pre(&hooks, None), Progress::Run(0));
+        assert_eq!(
+            pre(&hooks, Some(&status(&[("quiesce", SUCCEEDED)], &[]))),
+            Progress::Run(1)
+        );
+        assert_eq!(
+            pre(&hooks, Some(&status(&[("quiesce", FAILED)], &[]))),
+            Progress::Done {
+                failed: vec!["quiesce".into()]
+            }
+        );
+        assert_eq!(
+            pre(
+                &hooks,
+                Some(&status(
+                    &[("quiesce", SUCCEEDED), ("flush", SUCCEEDED)],
+                    &[]
+                ))
+            ),
+            Progress::Done { failed: vec![] }
+        );
+        assert_eq!(pre(&[], None), Progress::Done { failed: vec![] });
+    }
+
+    #[test]
+    fn post_hooks_follow_their_policy_and_all_run_despite_failures() {
+        let hooks = [
+            hook("notify", None),
+            hook("celebrate", Some(HookExecutionPolicy::OnSuccess)),
+            hook("page", Some(HookExecutionPolicy::OnFailure)),
+        ];
+        assert_eq!(post(&hooks, None, true), Progress::Run(0));
+        let s = status(&[], &[("notify", FAILED)]);
+        assert_eq!(
+            post(&hooks, Some(&s), true),
+            Progress::Run(1),
+            "continues after a failure"
+        );
+        assert_eq!(
+            post(&hooks, Some(&s), false),
+            Progress::Run(2),
+            "OnSuccess skipped on failure"
+        );
+        let s = status(&[], &[("notify", FAILED), ("page", SUCCEEDED)]);
+        assert_eq!(
+            post(&hooks, Some(&s), false),
+            Progress::Done {
+                failed: vec!["notify".into()]
+            }
+        );
+        let mut s = HookStatus::default();
+        mark_skipped(&hooks, &mut s, false);
+        assert_eq!(s.post_hooks.len(), 1);
+        assert_eq!(s.post_hooks[0].name, "celebrate");
+        assert_eq!(s.post_hooks[0].phase.as_deref(), Some(SKIPPED));
+    }
+
+    #[test]
+    fn recording_sets_phase_and_condition() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
+        let mut s = HookStatus::default();
+        let mut c = Vec::new();
+        record(&mut s, &mut c, Stage::Pre, "a", &Ok(()), "Pre", now);
+        assert!(conditions::is_true(&c, "Pre"));
+        record(
+            &mut s,
+            &mut c,
+            Stage::Pre,
+            "b",
+            &Err("HTTP 500".into()),
+            "Pre",
+            now,
+        );
+        record(&mut s, &mut c, Stage::Pre, "c", &Ok(()), "Pre", now);
+        let cond = conditions::get(&c, "Pre").expect("condition");
+        assert_eq!(
+            cond.message.as_deref(),
+            Some("hook b: HTTP 500"),
+            "a later success does not hide a failure"
+        );
+        assert_eq!(s.pre_hooks[1].phase.as_deref(), Some(FAILED));
+    }
+}
