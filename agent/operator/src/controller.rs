@@ -8,8 +8,10 @@ mod apply;
 pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
+pub mod backup_storage;
 mod context;
 mod hooks;
+pub mod repository;
 pub mod restore_session;
 mod run;
 

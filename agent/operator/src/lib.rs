@@ -9,6 +9,7 @@ pub mod admission;
 pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
+pub mod backup_storage;
 pub mod conditions;
 pub mod controller;
 pub mod duration;
@@ -19,8 +20,10 @@ pub mod job;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod repository;
 pub mod restore_session;
 pub mod schedule;
+pub mod storage_access;
 #[cfg(test)]
 mod testing;
 pub mod variables;

@@ -104,3 +104,69 @@ fn truncate(s: &str, max: usize) -> String {
     }
     format!("{}…", &s[..end])
 }
+
+/// Adds `finalizer` to `object`: a merge patch of the whole list carrying the object's
+/// `resourceVersion`, so that a concurrent change fails with a conflict (and the reconcile is
+/// retried) instead of being overwritten. Shared by the BackupStorage and Repository
+/// reconcilers.
+pub(crate) async fn add_finalizer<K>(api: &Api<K>, object: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let mut finalizers = object.finalizers().to_vec();
+    if finalizers.iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    finalizers.push(finalizer.to_owned());
+    let mut metadata = serde_json::json!({ "finalizers": finalizers });
+    if let Some(version) = object.resource_version() {
+        metadata["resourceVersion"] = version.into();
+    }
+    let patch = serde_json::json!({ "metadata": metadata });
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes `finalizer` from `object` (tested by position, so that another controller's
+/// finalizer is never removed); an object or finalizer already gone counts as removed.
+/// Shared by the BackupStorage and Repository reconcilers.
+pub(crate) async fn remove_finalizer<K>(
+    api: &Api<K>,
+    object: &K,
+    finalizer: &str,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let Some(index) = object.finalizers().iter().position(|f| f == finalizer) else {
+        return Ok(());
+    };
+    let path = format!("/metadata/finalizers/{index}");
+    let ops = serde_json::json!([
+        { "op": "test", "path": path, "value": finalizer },
+        { "op": "remove", "path": path },
+    ]);
+    match json_patch(api, &object.name_any(), ops).await {
+        Err(Error::Kube(kube::Error::Api(e))) if e.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+async fn json_patch<K>(api: &Api<K>, name: &str, ops: serde_json::Value) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops).map_err(|source| Error::Serialize {
+            name: name.to_owned(),
+            source,
+        })?;
+    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Reconciling a Repository: reach its BackupStorage, open the repository with the password of
+//! its encryption Secret (creating it when absent), read its snapshots and size; decide;
+//! apply (finalizer, data wipe-out, Snapshot deletion, status, events).
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use stowaway_api::common::{DeletionPolicy, FromNamespaces};
+use stowaway_api::{BackupStorage, Repository, Snapshot};
+use stowaway_storage::Storage;
+
+use super::backup_storage::{namespace_labels_of, secret_data};
+use super::{Context, Error, apply};
+use crate::backup_storage::usage_allowed;
+use crate::names;
+use crate::repository::{
+    self as decision, Finalize, Observed, Outcome, decide, has_finalizer, is_deleting, is_paused,
+    wipe_out_failed,
+};
+use crate::storage_access::{
+    self, AccessError, RepositoryError, backend_secret_name, encryption_secret,
+    repository_password, repository_storage, storage_access,
+};
+
+/// Reconciles one Repository.
+pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = repo.name_any();
+    let namespace = repo.namespace().ok_or_else(|| Error::NoNamespace {
+        kind: "Repository",
+        name: name.clone(),
+    })?;
+    let client = &ctx.client;
+    let api: Api<Repository> = Api::namespaced(client.clone(), &namespace);
+    let snapshots_api: Api<Snapshot> = Api::namespaced(client.clone(), &namespace);
+    let snapshots = snapshots_api.list(&ListParams::default()).await?.items;
+
+    let deleting = is_deleting(&repo);
+    // The data is reached to open the repository, or to wipe it out on deletion.
+    let needs_data = if deleting {
+        has_finalizer(&repo) && repo.spec.deletion_policy == DeletionPolicy::WipeOut
+    } else {
+        !is_paused(&repo)
+    };
+    let storage = if needs_data {
+        Some(reach(client, &repo, &namespace).await?)
+    } else {
+        None
+    };
+    let outcome = match (&storage, deleting) {
+        (Some(Ok(storage)), false) => open(client, &repo, &namespace, storage).await?,
+        (Some(Err(problem)), false) => problem.clone(),
+        _ => Outcome::NotChecked,
+    };
+
+    let plan = decide(&Observed {
+        repository: &repo,
+        outcome,
+        snapshots: &snapshots,
+        now: ctx.now(),
+    });
+
+    if plan.add_finalizer {
+        apply::add_finalizer(&api, repo.as_ref(), names::FINALIZER).await?;
+    }
+    if let Some(status) = &plan.status {
+        apply::status(&api, &name, repo.status.as_ref(), status).await?;
+    }
+    let mut events = plan.events.clone();
+    let mut requeue = plan.requeue_after;
+    let mut remove_finalizer = false;
+    if let Some(finalize) = plan.finalize {
+        let wiped = match finalize {
+            Finalize::KeepData => Ok(0),
+            Finalize::WipeOut => match &storage {
+                Some(Ok(storage)) => storage_access::wipe(storage)
+                    .await
+                    .map_err(|e| format!("{}: {e}", storage.describe())),
+                Some(Err(Outcome::Problem { message, .. })) => Err(message.clone()),
+                _ => Err("the storage could not be reached".to_owned()),
+            },
+        };
+        match wiped {
+            Ok(count) => {
+                remove_finalizer = true;
+                if finalize == Finalize::WipeOut {
+                    tracing::info!(repository = %name, %namespace, objects = count, "wiped out the repository");
+                }
+            }
+            Err(message) => {
+                events.push(wipe_out_failed(&repo, &message));
+                requeue = Some(decision::RETRY);
+            }
+        }
+        // Snapshot objects go either way (they are owned by the Repository, but the garbage
+        // collector only acts once the Repository is gone).
+        for snapshot in &plan.delete_snapshots {
+            apply::delete(&snapshots_api, snapshot).await?;
+        }
+    }
+    apply::events(&ctx, repo.as_ref(), &events).await;
+    if remove_finalizer {
+        apply::remove_finalizer(&api, repo.as_ref(), names::FINALIZER).await?;
+        tracing::info!(repository = %name, %namespace, policy = ?repo.spec.deletion_policy, "finalized Repository");
+        return Ok(Action::await_change());
+    }
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The storage of the repository (its path inside its BackupStorage), or the problem that
+/// prevents reaching it as an [`Outcome::Problem`].
+async fn reach(
+    client: &kube::Client,
+    repo: &Repository,
+    namespace: &str,
+) -> Result<Result<Storage, Outcome>, Error> {
+    let problem = |reason, message: String| Ok(Err(Outcome::Problem { reason, message }));
+    let reference = &repo.spec.storage_ref;
+    let storage_ns = reference
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| namespace.to_owned());
+    let storages: Api<BackupStorage> = Api::namespaced(client.clone(), &storage_ns);
+    let Some(backup_storage) = storages.get_opt(&reference.name).await? else {
+        return problem(
+            decision::STORAGE_NOT_FOUND,
+            format!(
+                "BackupStorage {storage_ns}/{} not found: create it or fix spec.storageRef",
+                reference.name
+            ),
+        );
+    };
+    let selector = backup_storage
+        .spec
+        .usage_policy
+        .as_ref()
+        .is_some_and(|p| p.allowed_namespaces.from == FromNamespaces::Selector);
+    let labels = if selector {
+        namespace_labels_of(client, &[namespace.to_owned()]).await?
+    } else {
+        Default::default()
+    };
+    if !usage_allowed(&backup_storage, namespace, &labels) {
+        return problem(
+            decision::STORAGE_NOT_ALLOWED,
+            format!(
+                "namespace {namespace} may not use BackupStorage {storage_ns}/{}: check its spec.usagePolicy",
+                reference.name
+            ),
+        );
+    }
+    let secret = match backend_secret_name(&backup_storage.spec) {
+        Some(secret) => secret_data(client, &storage_ns, secret).await?,
+        None => None,
+    };
+    let not_reachable = |e: AccessError| {
+        Err(Outcome::Problem {
+            reason: decision::STORAGE_NOT_REACHABLE,
+            message: format!("BackupStorage {storage_ns}/{}: {e}", reference.name),
+        })
+    };
+    let opened = match storage_access(&backup_storage.spec, &storage_ns, secret.as_ref())
+        .and_then(|access| access.open())
+    {
+        Ok(opened) => opened,
+        Err(e) => return Ok(not_reachable(e)),
+    };
+    Ok(match repository_storage(&opened, &repo.spec.path) {
+        Ok(storage) => Ok(storage),
+        Err(e) => Err(Outcome::Problem {
+            reason: decision::INITIALIZATION_FAILED,
+            message: e.to_string(),
+        }),
+    })
+}
+
+/// Opens (or creates) the repository with the password of its encryption Secret and reads
+/// what the status shows.
+async fn open(
+    client: &kube::Client,
+    repo: &Repository,
+    namespace: &str,
+    storage: &Storage,
+) -> Result<Outcome, Error> {
+    let secret_problem = |e: AccessError| Outcome::Problem {
+        reason: decision::ENCRYPTION_SECRET_NOT_AVAILABLE,
+        message: e.to_string(),
+    };
+    let (secret_ns, secret_name) =
+        match encryption_secret(repo.spec.encryption_secret.as_ref(), namespace) {
+            Ok(found) => found,
+            Err(e) => return Ok(secret_problem(e)),
+        };
+    let data = secret_data(client, &secret_ns, &secret_name).await?;
+    let password = match repository_password(&secret_ns, &secret_name, data.as_ref()) {
+        Ok(password) => password,
+        Err(e) => return Ok(secret_problem(e)),
+    };
+    let location = storage.describe();
+    let (opened, created) = match storage_access::open_or_init(storage, &password).await {
+        Ok(found) => found,
+        Err(RepositoryError::WrongPassword) => {
+            return Ok(Outcome::Problem {
+                reason: decision::WRONG_PASSWORD,
+                message: format!(
+                    "the password in Secret {secret_ns}/{secret_name} opens no key of the \
+                     repository at {location}: put the repository's password in the Secret"
+                ),
+            });
+        }
+        Err(e @ RepositoryError::PathNotEmpty { .. }) => {
+            return Ok(Outcome::Problem {
+                reason: decision::PATH_NOT_EMPTY,
+                message: e.to_string(),
+            });
+        }
+        Err(e) => {
+            return Ok(Outcome::Problem {
+                reason: decision::INITIALIZATION_FAILED,
+                message: format!("{location}: {e}"),
+            });
+        }
+    };
+    if created {
+        tracing::info!(repository = %repo.name_any(), %namespace, %location, "created repository");
+    }
+    Ok(match storage_access::repository_facts(&opened).await {
+        Ok(facts) => Outcome::Opened { created, facts },
+        Err(e) => Outcome::Problem {
+            reason: decision::INITIALIZATION_FAILED,
+            message: format!("reading the repository at {location}: {e}"),
+        },
+    })
+}
