@@ -114,8 +114,13 @@ pub struct S3Spec {
     /// Concurrent connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<i64>,
-    /// Skip TLS certificate verification.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Skip TLS certificate verification (KubeStash's field name `insecureTLS`).
+    #[serde(
+        default,
+        rename = "insecureTLS",
+        alias = "insecureTls",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub insecure_tls: Option<bool>,
 }
 

@@ -110,3 +110,15 @@ fn hook_template_slack() {
     assert_eq!(action["httpPost"]["host"], "hooks.slack.com");
     assert_eq!(action["httpPost"]["port"], 443);
 }
+
+#[test]
+fn s3_insecure_tls_keeps_the_kubestash_spelling() {
+    let storage: stowaway_api::BackupStorage = serde_yaml::from_str(
+        "apiVersion: storage.stowaway.dev/v1alpha1\nkind: BackupStorage\nmetadata: {name: s}\nspec:\n  storage:\n    provider: s3\n    s3: {endpoint: https://minio.local, bucket: b, insecureTLS: true}\n",
+    )
+    .expect("storage");
+    let s3 = storage.spec.storage.s3.as_ref().expect("s3");
+    assert_eq!(s3.insecure_tls, Some(true));
+    let yaml = serde_yaml::to_string(&storage).expect("yaml");
+    assert!(yaml.contains("insecureTLS: true"), "{yaml}");
+}

@@ -15,10 +15,13 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
+use stowaway_api::{
+    BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
+};
 
 use super::{
-    Context, Error, backup_blueprint, backup_configuration, backup_session, restore_session,
+    Context, Error, backup_blueprint, backup_configuration, backup_session, backup_storage,
+    repository, restore_session,
 };
 use crate::health::{self, Health};
 use crate::leader::{LeaderElector, LeaderError};
@@ -165,7 +168,52 @@ async fn controllers(ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|result| async move { log("RestoreSession", result) });
+    let storages = Controller::new(
+        Api::<BackupStorage>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<Repository>::all(client.clone()),
+        watcher::Config::default(),
+        |repo: Repository| {
+            let namespace = repo
+                .spec
+                .storage_ref
+                .namespace
+                .clone()
+                .or_else(|| repo.metadata.namespace.clone())?;
+            Some(ObjectRef::<BackupStorage>::new(&repo.spec.storage_ref.name).within(&namespace))
+        },
+    )
+    .shutdown_on_signal()
+    .run(
+        backup_storage::reconcile,
+        error_policy("BackupStorage"),
+        ctx.clone(),
+    )
+    .for_each(|result| async move { log("BackupStorage", result) });
+    let repositories = Controller::new(
+        Api::<Repository>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .watches(
+        Api::<Snapshot>::all(client.clone()),
+        watcher::Config::default(),
+        |snapshot: Snapshot| {
+            let namespace = snapshot.metadata.namespace.clone()?;
+            Some(ObjectRef::<Repository>::new(&snapshot.spec.repository).within(&namespace))
+        },
+    )
+    .shutdown_on_signal()
+    .run(
+        repository::reconcile,
+        error_policy("Repository"),
+        ctx.clone(),
+    )
+    .for_each(|result| async move { log("Repository", result) });
     tokio::join!(
+        storages,
+        repositories,
         configs,
         sessions,
         restores,
