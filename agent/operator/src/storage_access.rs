@@ -135,15 +135,6 @@ pub enum AccessError {
         /// The missing mount path.
         path: String,
     },
-    /// The credentials could not be handed to the storage layer.
-    #[error("cannot stage the storage credentials in {path}: {source}")]
-    CredentialFiles {
-        /// The private directory used.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
     /// The storage layer refused the configuration or failed.
     #[error("{0}")]
     Storage(#[from] stowaway_storage::Error),
@@ -411,9 +402,7 @@ impl StorageAccess {
     /// Opens the storage, rooted at its prefix (`local`: `mountPath`/`subPath`, created
     /// inside an existing `mountPath`). Contacts nothing remote yet.
     ///
-    /// The storage layer reads credentials from a mounted Secret directory; the values are
-    /// written to a fresh private directory (mode 0700, files 0600) that is removed before
-    /// this returns.
+    /// The Secret's values go to the storage layer in memory; nothing is written to disk.
     pub fn open(&self) -> Result<Storage, AccessError> {
         if let Some(local) = &self.config.local
             && !local.mount_path.is_dir()
@@ -422,75 +411,17 @@ impl StorageAccess {
                 path: local.mount_path.display().to_string(),
             });
         }
-        let mut options = StorageOptions::default();
-        let staged = if self.credentials.is_empty() {
-            None
-        } else {
-            let dir = CredentialDir::write(&self.credentials)?;
-            options.credentials = Some(dir.path.clone());
-            Some(dir)
-        };
-        let storage = Storage::from_config(&self.config, &options);
-        drop(staged);
-        Ok(storage?)
-    }
-}
-
-/// A private temporary directory holding credential files; removed on drop.
-struct CredentialDir {
-    path: PathBuf,
-}
-
-impl CredentialDir {
-    fn write(credentials: &Credentials) -> Result<CredentialDir, AccessError> {
-        use std::io::Write as _;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "stowaway-operator-credentials-{}-{}-{nanos}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let fail = |source| AccessError::CredentialFiles {
-            path: path.display().to_string(),
-            source,
-        };
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        // `create` (not `create_all`) fails if the name exists: nobody else's directory is
-        // ever used.
-        builder.create(&path).map_err(fail)?;
-        let dir = CredentialDir { path: path.clone() };
-        for (key, value) in &credentials.values {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(path.join(key)).map_err(fail)?;
-            file.write_all(value).map_err(fail)?;
-        }
-        Ok(dir)
-    }
-}
-
-impl Drop for CredentialDir {
-    fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(&self.path) {
-            for entry in entries.flatten() {
-                // Overwrite before unlinking (best effort).
-                if let Ok(meta) = entry.metadata() {
-                    let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
-                    let _ = std::fs::write(entry.path(), zeros);
-                }
-            }
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.path) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the staged credentials");
-        }
+        let credentials = stowaway_storage::Credentials::from_values(
+            self.credentials
+                .values
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice())),
+        )?;
+        Ok(Storage::from_config_with_credentials(
+            &self.config,
+            &StorageOptions::default(),
+            &credentials,
+        )?)
     }
 }
 
@@ -963,25 +894,18 @@ mod tests {
     }
 
     #[test]
-    fn staged_credentials_are_private_and_removed() {
+    fn credentials_go_to_the_storage_in_memory() {
         let secret = data(&[(AWS_ACCESS_KEY_ID, "AKID"), (AWS_SECRET_ACCESS_KEY, "s")]);
         let access = storage_access(&s3_spec(Some("creds")), "ns", Some(&secret)).expect("ok");
-        let dir = CredentialDir::write(&access.credentials).expect("stage");
-        let path = dir.path.clone();
-        assert_eq!(
-            std::fs::read_to_string(path.join(AWS_ACCESS_KEY_ID)).expect("read"),
-            "AKID"
-        );
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-            assert_eq!(mode & 0o777, 0o700);
-        }
-        drop(dir);
-        assert!(!path.exists());
         // Opening an S3 storage with credentials builds the client without network I/O.
         let storage = access.open().expect("open s3");
         assert!(storage.describe().contains("s3://backups"), "{storage:?}");
+        // A key without its partner is refused by the storage layer, naming it.
+        let half = data(&[(AWS_ACCESS_KEY_ID, "AKID")]);
+        let access = storage_access(&s3_spec(Some("creds")), "ns", Some(&half));
+        if let Ok(access) = access {
+            let err = access.open().expect_err("half credentials");
+            assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+        }
     }
 }

@@ -54,6 +54,15 @@ pub(crate) fn build(config: &StorageConfig, options: &StorageOptions) -> Result<
         Some(path) => Credentials::load(path)?,
         None => Credentials::default(),
     };
+    build_with(config, options, &credentials)
+}
+
+/// [`build`] with credentials given in memory (`options.credentials` is not read).
+pub(crate) fn build_with(
+    config: &StorageConfig,
+    options: &StorageOptions,
+    credentials: &Credentials,
+) -> Result<Backend> {
     let missing = |block: &str| {
         Error::config(format!(
             "provider {block} needs a `{block}` block in the storage configuration"
@@ -69,17 +78,17 @@ pub(crate) fn build(config: &StorageConfig, options: &StorageOptions) -> Result<
         Provider::Local => local(config.local.as_ref().ok_or_else(|| missing("local"))?)?,
         Provider::S3 => s3(
             config.s3.as_ref().ok_or_else(|| missing("s3"))?,
-            &credentials,
+            credentials,
             options,
         )?,
         Provider::Gcs => gcs(
             config.gcs.as_ref().ok_or_else(|| missing("gcs"))?,
-            &credentials,
+            credentials,
             None,
         )?,
         Provider::Azure => azure(
             config.azure.as_ref().ok_or_else(|| missing("azure"))?,
-            &credentials,
+            credentials,
         )?,
     };
     let limit = match config.provider {

@@ -8,9 +8,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
-/// The keys and values of a Secret. `Debug` shows the keys only.
+/// The keys and values of a Secret (`AWS_ACCESS_KEY_ID`, `AZURE_ACCOUNT_KEY`, ...). `Debug`
+/// shows the keys only; values are zeroized on drop.
 #[derive(Default)]
-pub(crate) struct Credentials {
+pub struct Credentials {
     values: BTreeMap<String, Zeroizing<String>>,
 }
 
@@ -25,7 +26,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// Reads a Secret directory or a `KEY=value` file. In a directory, files whose names
     /// start with `.` (Kubernetes' `..data` links) and subdirectories are skipped.
-    pub(crate) fn load(path: &Path) -> Result<Credentials> {
+    pub fn load(path: &Path) -> Result<Credentials> {
         let io = |source| Error::Credentials {
             path: path.display().to_string(),
             source,
@@ -68,8 +69,23 @@ impl Credentials {
         Ok(Credentials { values })
     }
 
+    /// Credentials held in memory, such as the data of a Secret read from the Kubernetes
+    /// API. Values that are not UTF-8 are refused, naming the key.
+    pub fn from_values<'a>(
+        values: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Credentials> {
+        let mut map = BTreeMap::new();
+        for (key, value) in values {
+            let text = std::str::from_utf8(value)
+                .map_err(|_| Error::config(format!("the credential {key} is not UTF-8 text")))?;
+            let text = text.trim_end_matches(['\r', '\n']);
+            map.insert(key.to_owned(), Zeroizing::new(text.to_owned()));
+        }
+        Ok(Credentials { values: map })
+    }
+
     /// The value of `key`, if present and not empty.
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.values
             .get(key)
             .map(|v| v.as_str())

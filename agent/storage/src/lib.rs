@@ -45,6 +45,7 @@ pub use config::{
     RetryPolicy, S3_MIN_PART_SIZE, S3Config, ServerSideEncryption, SseAlgorithm, StorageConfig,
     StorageOptions,
 };
+pub use credentials::Credentials;
 pub use error::{Error, Result};
 pub use object_lock::ObjectRetention;
 pub use storage::{LOCKS_PREFIX, ObjectInfo, Storage};

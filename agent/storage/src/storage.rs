@@ -107,7 +107,22 @@ impl Storage {
     /// [`faults::FaultyStore`](crate::faults::FaultyStore).
     pub fn from_config(config: &StorageConfig, options: &StorageOptions) -> Result<Storage> {
         let backend = backend::build(config, options)?;
-        let storage = Storage::from_backend(backend, options);
+        Storage::with_test_faults(Storage::from_backend(backend, options))
+    }
+
+    /// [`Storage::from_config`] with the credentials in memory (such as a Secret read from
+    /// the Kubernetes API) instead of the files of `options.credentials`.
+    pub fn from_config_with_credentials(
+        config: &StorageConfig,
+        options: &StorageOptions,
+        credentials: &crate::Credentials,
+    ) -> Result<Storage> {
+        let backend = backend::build_with(config, options, credentials)?;
+        Storage::with_test_faults(Storage::from_backend(backend, options))
+    }
+
+    /// In builds with `test-support`, wraps the store per `STOWAWAY_TEST_FAULTS`.
+    fn with_test_faults(storage: Storage) -> Result<Storage> {
         #[cfg(any(test, feature = "test-support"))]
         let storage = match std::env::var(crate::faults::FAULTS_ENV) {
             Ok(spec) if !spec.trim().is_empty() => {
