@@ -11,7 +11,10 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
 use stowaway_api::backup_configuration::BackupConfigurationPhase;
-use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus, SnapshotStatus};
+use stowaway_api::backup_session::{
+    BackupSessionPhase, BackupSessionStatus, RetentionPolicyApplyPhase, RetentionPolicyApplyStatus,
+    SnapshotStatus,
+};
 use stowaway_api::common::{DeletionPolicy, HookInfo, RunPhase};
 use stowaway_api::snapshot::SnapshotSpec;
 use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
@@ -85,6 +88,9 @@ pub struct Plan {
     pub fail_snapshots: Vec<(String, String)>,
     /// The retry to create.
     pub create_retry: Option<BackupSession>,
+    /// Indices of `status.retentionPolicy` entries to apply now (forget, prune); the status
+    /// is written with their outcome.
+    pub apply_retention: Vec<usize>,
     /// The hook to run now (stage, index in the session's list); the status is written
     /// with its outcome.
     pub run_hook: Option<(Stage, usize)>,
@@ -107,7 +113,12 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         .map_or(now, |t| t.0);
 
     match status.phase {
-        Some(BackupSessionPhase::Succeeded | BackupSessionPhase::Skipped) => {
+        Some(BackupSessionPhase::Succeeded) => {
+            plan.apply_retention = pending_retention(&status);
+            plan.status = status;
+            return plan;
+        }
+        Some(BackupSessionPhase::Skipped) => {
             plan.status = status;
             return plan;
         }
@@ -477,6 +488,8 @@ fn conclude(
     match failure {
         None => {
             status.phase = Some(BackupSessionPhase::Succeeded);
+            status.retention_policy = retention_entries(observed);
+            plan.apply_retention = pending_retention(status);
             plan.events.push(Note::normal(
                 "BackupSucceeded",
                 format!(
@@ -497,6 +510,52 @@ fn conclude(
             retry(observed, status, plan);
         }
     }
+}
+
+/// One Pending entry per repository of the session whose backend names a RetentionPolicy.
+fn retention_entries(observed: &Observed<'_>) -> Vec<RetentionPolicyApplyStatus> {
+    let Some(config) = observed.invoker else {
+        return Vec::new();
+    };
+    let Some(spec) = config
+        .spec
+        .sessions
+        .iter()
+        .find(|s| s.name == observed.session.spec.session)
+    else {
+        return Vec::new();
+    };
+    let backends = &config.spec.backends;
+    spec.repositories
+        .iter()
+        .filter_map(|repo| {
+            let backend = match repo.backend.as_deref().filter(|b| !b.is_empty()) {
+                Some(name) => backends.iter().find(|b| b.name == name),
+                None if backends.len() == 1 => backends.first(),
+                None => None,
+            }?;
+            let mut policy = backend.retention_policy.clone()?;
+            if policy.namespace.is_none() {
+                policy.namespace = config.namespace();
+            }
+            Some(RetentionPolicyApplyStatus {
+                r#ref: Some(policy),
+                repository: Some(repo.name.clone()),
+                phase: Some(RetentionPolicyApplyPhase::Pending),
+                error: None,
+            })
+        })
+        .collect()
+}
+
+fn pending_retention(status: &BackupSessionStatus) -> Vec<usize> {
+    status
+        .retention_policy
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.phase == Some(RetentionPolicyApplyPhase::Pending))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// The pre- and post-backup hooks of the session (empty without an invoker).

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod names;
 pub mod repository;
 pub mod restore_session;
+pub mod retention;
 pub mod schedule;
 pub mod storage_access;
 #[cfg(test)]

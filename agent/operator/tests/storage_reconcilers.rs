@@ -134,6 +134,9 @@ struct Cluster {
     repositories: Vec<Repository>,
     snapshots: Vec<Snapshot>,
     secrets: Vec<Secret>,
+    configs: Vec<stowaway_api::BackupConfiguration>,
+    sessions: Vec<stowaway_api::BackupSession>,
+    policies: Vec<stowaway_api::RetentionPolicy>,
 }
 
 impl Cluster {
@@ -145,7 +148,12 @@ impl Cluster {
             .with_status_subresource::<Repository>()
             .with_resource::<Snapshot>()
             .with_status_subresource::<Snapshot>()
-            .with_resource::<Event>();
+            .with_resource::<Event>()
+            .with_resource::<stowaway_api::BackupConfiguration>()
+            .with_status_subresource::<stowaway_api::BackupConfiguration>()
+            .with_resource::<stowaway_api::BackupSession>()
+            .with_status_subresource::<stowaway_api::BackupSession>()
+            .with_resource::<stowaway_api::RetentionPolicy>();
         for o in self.storages {
             builder = builder.with_object(o);
         }
@@ -156,6 +164,15 @@ impl Cluster {
             builder = builder.with_object(o);
         }
         for o in self.secrets {
+            builder = builder.with_object(o);
+        }
+        for o in self.configs {
+            builder = builder.with_object(o);
+        }
+        for o in self.sessions {
+            builder = builder.with_object(o);
+        }
+        for o in self.policies {
             builder = builder.with_object(o);
         }
         let client = builder.build().await.expect("fake client");
@@ -576,6 +593,7 @@ async fn repository_deletion_wipe_out_and_delete() {
             snapshot_object("other-1", "other"),
         ],
         secrets: vec![secret(APP_NS, "enc", &[("RESTIC_PASSWORD", PASSWORD)])],
+        ..Cluster::default()
     }
     .start()
     .await;
@@ -737,4 +755,173 @@ async fn usage_policy_keeps_other_namespaces_out() {
         .status
         .expect("status");
     assert!(status.repositories.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_after_a_successful_session_forgets_prunes_and_removes_snapshot_objects() {
+    use stowaway_api::backup_session::{BackupSessionPhase, RetentionPolicyApplyPhase};
+    let root = tempfile::tempdir().expect("tempdir");
+    let config: stowaway_api::BackupConfiguration = serde_yaml::from_str(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupConfiguration
+metadata: {{name: db, namespace: {APP_NS}}}
+spec:
+  target: {{apiGroup: apps, kind: Deployment, name: web}}
+  backends: [{{name: local, storageRef: {{name: store, namespace: {STORAGE_NS}}}, retentionPolicy: {{name: keep}}}}]
+  sessions:
+    - name: daily
+      scheduler: {{schedule: "0 2 * * *"}}
+      addon: {{name: postgres, tasks: [{{name: logical-backup}}]}}
+      repositories: [{{name: repo, backend: local, directory: {APP_NS}/repo}}]
+"#
+    ))
+    .expect("config");
+    let policy: stowaway_api::RetentionPolicy = serde_yaml::from_str(&format!(
+        "apiVersion: storage.stowaway.dev/v1alpha1\nkind: RetentionPolicy\nmetadata: {{name: keep, namespace: {APP_NS}}}\nspec: {{successfulSnapshots: {{last: 1}}}}\n"
+    ))
+    .expect("policy");
+    let ctx = Cluster {
+        storages: vec![local_storage(root.path(), DeletionPolicy::Delete)],
+        repositories: vec![repository("repo", DeletionPolicy::Delete)],
+        secrets: vec![secret(APP_NS, "enc", &[("RESTIC_PASSWORD", PASSWORD)])],
+        configs: vec![config.clone()],
+        policies: vec![policy],
+        ..Cluster::default()
+    }
+    .start()
+    .await;
+    reconcile_storage(&ctx, "store").await;
+    reconcile_repository(&ctx, "repo").await;
+    let dir = repo_dir(root.path(), "repo");
+    for content in [&b"one"[..], b"two", b"three"] {
+        write_snapshot(&dir, content).await;
+    }
+    let repo = Repo::open(Storage::local(&dir).expect("storage"), PASSWORD)
+        .await
+        .expect("open");
+    let ids: Vec<String> = repo
+        .snapshots()
+        .await
+        .expect("snapshots")
+        .iter()
+        .map(|s| s.id.to_hex())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let snapshots: Api<Snapshot> = Api::namespaced(ctx.client.clone(), APP_NS);
+    for (i, id) in ids.iter().enumerate() {
+        let mut object = snapshot_object(&format!("snap-{i}"), "repo");
+        object.spec.snapshot_id = Some(id.clone());
+        snapshots
+            .create(&Default::default(), &object)
+            .await
+            .expect("snapshot object");
+    }
+
+    // A session whose snapshot just succeeded: the decision adds the retention entry, the
+    // kube layer applies it.
+    let mut session: stowaway_api::BackupSession = serde_yaml::from_str(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupSession
+metadata: {{name: db-daily-1, namespace: {APP_NS}, labels: {{stowaway.dev/invoker-name: db}}}}
+spec:
+  invoker: {{apiGroup: core.stowaway.dev, kind: BackupConfiguration, name: db}}
+  session: daily
+"#
+    ))
+    .expect("session");
+    session.status = Some(stowaway_api::backup_session::BackupSessionStatus {
+        phase: Some(BackupSessionPhase::Running),
+        snapshots: vec![stowaway_api::backup_session::SnapshotStatus {
+            name: "snap-2".into(),
+            phase: Some(stowaway_api::common::RunPhase::Succeeded),
+            app_ref: None,
+            repository: Some("repo".into()),
+        }],
+        ..Default::default()
+    });
+    let sessions: Api<stowaway_api::BackupSession> = Api::namespaced(ctx.client.clone(), APP_NS);
+    sessions
+        .create(&Default::default(), &session)
+        .await
+        .expect("session");
+    let configs: Api<stowaway_api::BackupConfiguration> =
+        Api::namespaced(ctx.client.clone(), APP_NS);
+    let ready = serde_json::json!({"status": {"phase": "Ready"}});
+    configs
+        .patch_status("db", &Default::default(), &kube::api::Patch::Merge(&ready))
+        .await
+        .expect("config status");
+    let patch = serde_json::json!({"status": {"phase": "Succeeded"}});
+    // The session's own Snapshot object, as the executor leaves it.
+    let mut own = snapshot_object("repo-db-daily-1", "repo");
+    own.spec.backup_session = Some("db-daily-1".into());
+    own.spec.snapshot_id = ids.last().cloned();
+    own.metadata.labels = Some(BTreeMap::from([(
+        "stowaway.dev/invoker-name".to_owned(),
+        "db".to_owned(),
+    )]));
+    snapshots
+        .create(&Default::default(), &own)
+        .await
+        .expect("own snapshot");
+    snapshots
+        .patch_status(
+            "repo-db-daily-1",
+            &Default::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("own snapshot status");
+
+    let object = sessions.get("db-daily-1").await.expect("get");
+    controller::backup_session::reconcile(Arc::new(object), ctx.clone())
+        .await
+        .expect("reconcile");
+    let status = sessions
+        .get("db-daily-1")
+        .await
+        .expect("get")
+        .status
+        .expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Succeeded));
+    let entry = &status.retention_policy[0];
+    assert_eq!(
+        entry.phase,
+        Some(RetentionPolicyApplyPhase::Applied),
+        "{entry:?}"
+    );
+    assert_eq!(entry.repository.as_deref(), Some("repo"));
+
+    // The repository keeps the newest snapshot only; the objects of the others are gone.
+    let repo = Repo::open(Storage::local(&dir).expect("storage"), PASSWORD)
+        .await
+        .expect("open");
+    let left: Vec<String> = repo
+        .snapshots()
+        .await
+        .expect("snapshots")
+        .iter()
+        .map(|s| s.id.to_hex())
+        .collect();
+    assert_eq!(left, vec![ids[2].clone()]);
+    let mut names: Vec<String> = snapshots
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["repo-db-daily-1".to_owned(), "snap-2".to_owned()]
+    );
+    let reasons = event_reasons(&ctx, APP_NS).await;
+    assert!(
+        reasons.iter().any(|r| r == "RetentionPolicyApplied"),
+        "{reasons:?}"
+    );
 }

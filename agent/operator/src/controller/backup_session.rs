@@ -8,9 +8,11 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionStatus};
+use stowaway_api::backup_session::{
+    BackupSessionPhase, BackupSessionStatus, RetentionPolicyApplyPhase, RetentionPolicyApplyStatus,
+};
 use stowaway_api::common::RunPhase;
-use stowaway_api::{BackupConfiguration, BackupSession, Repository, Snapshot};
+use stowaway_api::{BackupConfiguration, BackupSession, Repository, RetentionPolicy, Snapshot};
 
 use super::{Context, Error, apply, has_sidecar, hooks};
 use crate::backup_session::{Executor, Observed, decide, hook_lists};
@@ -157,6 +159,32 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
             plan.requeue_after = Some(std::time::Duration::from_millis(200));
         }
     }
+    for index in plan.apply_retention.clone() {
+        let Some(entry) = plan.status.retention_policy.get(index).cloned() else {
+            continue;
+        };
+        let outcome = apply_retention(&ctx, &namespace, &entry, &snapshots_api).await?;
+        let entry = &mut plan.status.retention_policy[index];
+        match outcome {
+            Ok(note) => {
+                entry.phase = Some(RetentionPolicyApplyPhase::Applied);
+                entry.error = None;
+                plan.events
+                    .push(crate::events::Note::normal("RetentionPolicyApplied", note));
+            }
+            Err(e) => {
+                entry.phase = Some(RetentionPolicyApplyPhase::FailedToApply);
+                plan.events.push(crate::events::Note::warning(
+                    "RetentionPolicyFailed",
+                    format!(
+                        "repository {}: {e}",
+                        entry.repository.as_deref().unwrap_or("?")
+                    ),
+                ));
+                entry.error = Some(e);
+            }
+        }
+    }
     if let Some(retry) = &plan.create_retry {
         apply::create(&sessions, retry).await?;
     }
@@ -220,4 +248,61 @@ fn outcome_word(status: &BackupSessionStatus, stage: Stage) -> &'static str {
     } else {
         "Failed"
     }
+}
+
+/// Applies one retention entry: forget and prune in the repository, then delete the Snapshot
+/// objects that went with it. `Ok(Err(..))` is a failure to report in the status.
+async fn apply_retention(
+    ctx: &Context,
+    namespace: &str,
+    entry: &RetentionPolicyApplyStatus,
+    snapshots_api: &Api<Snapshot>,
+) -> Result<Result<String, String>, Error> {
+    let (Some(reference), Some(repo_name)) = (&entry.r#ref, &entry.repository) else {
+        return Ok(Err("no policy or repository named".to_owned()));
+    };
+    let policy_ns = reference.namespace.as_deref().unwrap_or(namespace);
+    let policies: Api<RetentionPolicy> = Api::namespaced(ctx.client.clone(), policy_ns);
+    let Some(policy) = policies.get_opt(&reference.name).await? else {
+        return Ok(Err(format!(
+            "RetentionPolicy {policy_ns}/{} not found",
+            reference.name
+        )));
+    };
+    let repositories: Api<Repository> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(repo) = repositories.get_opt(repo_name).await? else {
+        return Ok(Err(format!("Repository {namespace}/{repo_name} not found")));
+    };
+    let opened = match super::repository::open_existing(&ctx.client, &repo, namespace).await? {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Err(e)),
+    };
+    // On a blocking thread of its own, driven by the runtime's handle: forget and prune can
+    // take a while, and the repository's prune future is not `Send` (the CLI drives it with
+    // `block_on` too).
+    let now = ctx.now();
+    let run_policy = policy.clone();
+    let handle = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || {
+        handle.block_on(crate::retention::apply(&opened, &run_policy, now))
+    });
+    let applied = match task.await {
+        Ok(Ok(applied)) => applied,
+        Ok(Err(e)) => return Ok(Err(e)),
+        Err(e) => return Ok(Err(format!("the retention task failed: {e}"))),
+    };
+    let objects = snapshots_api.list(&ListParams::default()).await?.items;
+    let delete =
+        crate::retention::snapshot_objects_to_delete(&objects, repo_name, &applied, &policy);
+    for name in &delete {
+        apply::delete(snapshots_api, name).await?;
+    }
+    Ok(Ok(format!(
+        "RetentionPolicy {}: {} snapshot(s) kept, {} forgotten, {} freed or marked for deletion; {} Snapshot object(s) removed",
+        reference.name,
+        applied.kept,
+        applied.forgotten.len(),
+        stowaway_api::size::format(applied.pruned_bytes),
+        delete.len()
+    )))
 }

@@ -234,3 +234,33 @@ async fn open(
         },
     })
 }
+
+/// Opens the repository of the Repository object `repo` with its encryption Secret, for
+/// work other than initialisation (retention). The error is a message for a status.
+pub(crate) async fn open_existing(
+    client: &kube::Client,
+    repo: &Repository,
+    namespace: &str,
+) -> Result<Result<stowaway_repository::Repository, String>, Error> {
+    let storage = match reach(client, repo, namespace).await? {
+        Ok(storage) => storage,
+        Err(Outcome::Problem { message, .. }) => return Ok(Err(message)),
+        Err(_) => return Ok(Err("the repository cannot be reached".to_owned())),
+    };
+    let (secret_ns, secret_name) =
+        match encryption_secret(repo.spec.encryption_secret.as_ref(), namespace) {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+    let data = secret_data(client, &secret_ns, &secret_name).await?;
+    let password = match repository_password(&secret_ns, &secret_name, data.as_ref()) {
+        Ok(password) => password,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let location = storage.describe();
+    Ok(
+        stowaway_repository::Repository::open(storage, password.expose())
+            .await
+            .map_err(|e| format!("opening the repository at {location}: {e}")),
+    )
+}
