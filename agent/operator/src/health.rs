@@ -1,16 +1,13 @@
 //! The operator's HTTP endpoint: `/metrics`, `/healthz` (the process serves) and `/readyz`
 //! (it holds the leader Lease, or stands by ready to take it over).
 //!
-//! A deliberately small HTTP/1.1 responder: one request per connection, GET only, a request
-//! head of at most 8 KiB read within 5 seconds.
+//! Served by the small HTTP/1.1 responder of [`crate::http`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::http;
 use crate::metrics::Metrics;
 
 /// What the endpoint reports.
@@ -38,30 +35,10 @@ pub async fn serve(listener: TcpListener, health: Health) {
 }
 
 async fn answer(mut stream: TcpStream, health: &Health) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        Ok::<(), std::io::Error>(())
-    };
-    if tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .is_err()
-    {
+    let Some(request) = http::read_request(&mut stream).await else {
         return Ok(());
-    }
-    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let path = path.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
+    };
+    let (status, content_type, body) = match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/metrics") => (
             "200 OK",
             "text/plain; version=0.0.4",
@@ -83,16 +60,13 @@ async fn answer(mut stream: TcpStream, health: &Health) -> std::io::Result<()> {
             "only GET\n".to_owned(),
         ),
     };
-    let response = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    http::respond(&mut stream, status, content_type, body.as_bytes()).await
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     async fn get(addr: std::net::SocketAddr, request: &str) -> String {

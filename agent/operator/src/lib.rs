@@ -16,6 +16,7 @@ pub mod duration;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod http;
 pub mod job;
 pub mod leader;
 pub mod metrics;
@@ -28,3 +29,4 @@ pub mod storage_access;
 #[cfg(test)]
 mod testing;
 pub mod variables;
+pub mod webhook;

@@ -39,13 +39,15 @@ pub struct Settings {
     pub lease_duration: Duration,
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     pub health_address: SocketAddr,
+    /// Address and TLS configuration of the admission webhook, when it is served.
+    pub webhook: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
 }
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The health endpoint could not listen.
-    #[error("cannot listen on {address} for /metrics and the health probes: {source}")]
+    #[error("cannot listen on {address}: {source}")]
     Listen {
         /// The address.
         address: SocketAddr,
@@ -74,6 +76,21 @@ pub async fn run(ctx: Context, settings: Settings) -> Result<(), RunError> {
         ready: Arc::default(),
     };
     tokio::spawn(health::serve(listener, health.clone()));
+    // Every replica answers admission reviews, leader or not.
+    if let Some((address, tls)) = &settings.webhook {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| RunError::Listen {
+                address: *address,
+                source,
+            })?;
+        tokio::spawn(crate::webhook::serve(
+            listener,
+            tls.clone(),
+            ctx.client.clone(),
+        ));
+        tracing::info!(%address, "serving the admission webhook");
+    }
     // A standby replica is healthy: it is ready to take over.
     health.ready.store(true, Ordering::Relaxed);
 

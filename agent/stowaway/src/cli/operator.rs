@@ -2,6 +2,7 @@
 //! `$KUBECONFIG`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -32,12 +33,32 @@ pub(crate) struct Args {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "STOWAWAY_HEALTH_ADDRESS", default_value = "0.0.0.0:8080")]
     health_address: SocketAddr,
+    /// Serve the admission webhook (HTTPS, POST /mutate and /validate) with this PEM
+    /// certificate chain (with --webhook-key).
+    #[arg(long, env = "STOWAWAY_WEBHOOK_CERT", requires = "webhook_key")]
+    webhook_cert: Option<PathBuf>,
+    /// PEM private key of the webhook certificate.
+    #[arg(long, env = "STOWAWAY_WEBHOOK_KEY", requires = "webhook_cert")]
+    webhook_key: Option<PathBuf>,
+    /// Address of the admission webhook.
+    #[arg(long, env = "STOWAWAY_WEBHOOK_ADDRESS", default_value = "0.0.0.0:8443")]
+    webhook_address: SocketAddr,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
     if args.lease_duration < Duration::from_secs(3) {
         anyhow::bail!("--lease-duration must be at least 3s");
     }
+    let webhook = match (&args.webhook_cert, &args.webhook_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            let tls = stowaway_operator::webhook::tls_config(&read(cert)?, &read(key)?)?;
+            Some((args.webhook_address, tls))
+        }
+        _ => None,
+    };
     let client = kube::Client::try_default().await.context(
         "no Kubernetes API to talk to: run the operator in a cluster, or set KUBECONFIG to a kubeconfig file",
     )?;
@@ -63,6 +84,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
         lease_name: args.lease_name,
         lease_duration: args.lease_duration,
         health_address: args.health_address,
+        webhook,
     };
     controller::run(ctx, settings).await?;
     Ok(0)

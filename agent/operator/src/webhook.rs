@@ -1,0 +1,174 @@
+//! The admission webhook server: `POST /mutate` and `POST /validate` over HTTPS answer
+//! AdmissionReviews for Stowaway's kinds with the rules of [`crate::admission`].
+//!
+//! Every replica serves it (not only the leader). The certificate and key are PEM files, such
+//! as a Secret mounted by the chart. For each review the server reads what the rules need from
+//! the API server (storages, retention policies, hook templates, addons, the namespace's
+//! repositories and labels); a failure to read them denies the request with the reason, so
+//! nothing unchecked is admitted (the webhook's `failurePolicy` decides what a timeout does).
+
+use std::sync::Arc;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPolicy};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::admission::{Catalog, review};
+use crate::http;
+
+/// Errors setting up the webhook's TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// The certificate or key could not be read or parsed.
+    #[error("webhook {what}: {message}")]
+    Pem {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// rustls refused the pair.
+    #[error("webhook TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A TLS server configuration from a PEM certificate chain and private key.
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, WebhookError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| WebhookError::Pem {
+            what: "certificate",
+            message: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(WebhookError::Pem {
+            what: "certificate",
+            message: "no CERTIFICATE block found".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| WebhookError::Pem {
+        what: "key",
+        message: e.to_string(),
+    })?;
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Serves AdmissionReviews on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, client: kube::Client) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, acceptor, client).await {
+                tracing::debug!(%peer, error = %e, "webhook connection failed");
+            }
+        });
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    client: kube::Client,
+) -> std::io::Result<()> {
+    let mut stream = acceptor.accept(stream).await?;
+    let Some(request) = http::read_request(&mut stream).await else {
+        return Ok(());
+    };
+    let mutate = match (request.method.as_str(), request.path.as_str()) {
+        ("POST", "/mutate") => true,
+        ("POST", "/validate") => false,
+        _ => {
+            return http::respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await;
+        }
+    };
+    let (status, body) = answer(&request.body, mutate, &client).await;
+    http::respond(&mut stream, status, "application/json", &body).await
+}
+
+/// The response to one AdmissionReview body.
+pub async fn answer(body: &[u8], mutate: bool, client: &kube::Client) -> (&'static str, Vec<u8>) {
+    let review_in: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                "400 Bad Request",
+                format!("not an AdmissionReview: {e}\n").into_bytes(),
+            );
+        }
+    };
+    let request: AdmissionRequest<DynamicObject> = match review_in.try_into() {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                "400 Bad Request",
+                format!("AdmissionReview without a request: {e}\n").into_bytes(),
+            );
+        }
+    };
+    let response = match catalog(client, request.namespace.as_deref()).await {
+        Ok(catalog) => review(&request, &catalog, mutate),
+        Err(e) => AdmissionResponse::from(&request).deny(format!(
+            "cannot read what the admission rules need from the API server: {e}"
+        )),
+    };
+    let out = response.into_review();
+    match serde_json::to_vec(&out) {
+        Ok(body) => ("200 OK", body),
+        Err(e) => (
+            "500 Internal Server Error",
+            format!("serializing the response: {e}\n").into_bytes(),
+        ),
+    }
+}
+
+/// What the admission rules need to see of the cluster.
+pub async fn catalog(
+    client: &kube::Client,
+    namespace: Option<&str>,
+) -> Result<Catalog, kube::Error> {
+    let lp = ListParams::default();
+    let mut catalog = Catalog {
+        backup_storages: Api::<BackupStorage>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items,
+        retention_policies: Api::<RetentionPolicy>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items,
+        hook_templates: Api::<HookTemplate>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items,
+        addons: Api::<Addon>::all(client.clone()).list(&lp).await?.items,
+        ..Catalog::default()
+    };
+    if let Some(ns) = namespace {
+        catalog.repositories = Api::<Repository>::namespaced(client.clone(), ns)
+            .list(&lp)
+            .await?
+            .items;
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        if let Some(found) = namespaces.get_opt(ns).await? {
+            catalog
+                .namespace_labels
+                .insert(ns.to_owned(), found.metadata.labels.unwrap_or_default());
+        }
+    }
+    Ok(catalog)
+}

@@ -1,0 +1,194 @@
+//! The admission webhook over real HTTPS (a self-signed certificate), with the fake API
+//! server behind it: AdmissionReviews in, allowed, denied or patched out.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube_fake_client::ClientBuilder;
+use serde_json::{Value, json};
+use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPolicy};
+use stowaway_operator::webhook;
+
+mod common;
+use common::with_namespaces;
+
+const DEFAULT_STORAGE: &str = r#"
+apiVersion: storage.stowaway.dev/v1alpha1
+kind: BackupStorage
+metadata: {name: first, namespace: demo}
+spec:
+  storage: {provider: s3, s3: {endpoint: "https://s3.example", bucket: one}}
+  default: true
+  deletionPolicy: Delete
+"#;
+
+struct Server {
+    url: String,
+    http: reqwest::Client,
+}
+
+async fn start() -> Server {
+    let first: BackupStorage = serde_yaml::from_str(DEFAULT_STORAGE).expect("storage");
+    let client = ClientBuilder::new()
+        .with_resource::<BackupStorage>()
+        .with_resource::<RetentionPolicy>()
+        .with_resource::<HookTemplate>()
+        .with_resource::<Repository>()
+        .with_resource::<Addon>()
+        .with_object(first)
+        .build()
+        .await
+        .expect("fake client");
+    let mut demo = Namespace::default();
+    demo.metadata.name = Some("demo".into());
+    let client = with_namespaces(client, vec![demo]);
+
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert_pem = certified.cert.pem();
+    let key_pem = certified.signing_key.serialize_pem();
+    let tls = webhook::tls_config(cert_pem.as_bytes(), key_pem.as_bytes()).expect("tls");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(webhook::serve(listener, tls, client));
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("root"))
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .expect("http client");
+    Server {
+        url: format!("https://localhost:{port}"),
+        http,
+    }
+}
+
+fn review(object: Value) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "7d3c0f4e",
+            "kind": {"group": "storage.stowaway.dev", "version": "v1alpha1", "kind": "BackupStorage"},
+            "resource": {"group": "storage.stowaway.dev", "version": "v1alpha1", "resource": "backupstorages"},
+            "name": object["metadata"]["name"],
+            "namespace": "demo",
+            "operation": "CREATE",
+            "userInfo": {"username": "tester"},
+            "object": object,
+            "dryRun": false
+        }
+    })
+}
+
+async fn post(server: &Server, path: &str, body: &Value) -> Value {
+    let response = server
+        .http
+        .post(format!("{}{path}", server.url))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+fn storage(name: &str, bucket: &str, default: bool) -> Value {
+    json!({
+        "apiVersion": "storage.stowaway.dev/v1alpha1",
+        "kind": "BackupStorage",
+        "metadata": {"name": name, "namespace": "demo"},
+        "spec": {
+            "storage": {"provider": "s3", "s3": {"endpoint": "https://s3.example/", "bucket": bucket}},
+            "default": default,
+            "deletionPolicy": "Delete"
+        }
+    })
+}
+
+#[tokio::test]
+async fn validation_denies_a_second_default_storage_with_the_field_path() {
+    let server = start().await;
+    let answer = post(
+        &server,
+        "/validate",
+        &review(storage("second", "two", true)),
+    )
+    .await;
+    let response = &answer["response"];
+    assert_eq!(response["uid"], "7d3c0f4e");
+    assert_eq!(response["allowed"], false, "{answer}");
+    let message = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.default"), "{message}");
+
+    let answer = post(
+        &server,
+        "/validate",
+        &review(storage("second", "two", false)),
+    )
+    .await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+}
+
+#[tokio::test]
+async fn mutation_answers_with_a_json_patch_of_the_defaults() {
+    let server = start().await;
+    let answer = post(&server, "/mutate", &review(storage("second", "two", false))).await;
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{answer}");
+    assert_eq!(response["patchType"], "JSONPatch");
+    // kube-core writes the patch bytes as a JSON array of numbers, which the API server's
+    // Go decoder accepts for `[]byte` as well as base64.
+    let bytes: Vec<u8> = match &response["patch"] {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| u8::try_from(v.as_u64().expect("byte")).expect("byte"))
+            .collect(),
+        Value::String(text) => base64_decode(text),
+        other => panic!("no patch in {answer}: {other}"),
+    };
+    let patch = String::from_utf8(bytes).expect("utf8");
+    assert!(patch.contains("usagePolicy"), "{patch}");
+    assert!(
+        patch.contains("https://s3.example\""),
+        "trailing slash trimmed: {patch}"
+    );
+}
+
+#[tokio::test]
+async fn other_paths_and_bodies_are_refused() {
+    let server = start().await;
+    let r = server
+        .http
+        .get(format!("{}/validate", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 404);
+    let r = server
+        .http
+        .post(format!("{}/validate", server.url))
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+}
+
+/// Standard base64 (the `patch` field of an AdmissionResponse).
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|c| *c == byte).expect("base64") as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    out
+}
