@@ -23,6 +23,7 @@ use crate::backup_configuration::{is_active, managed_labels};
 use crate::conditions;
 use crate::duration::{format_duration, parse_duration};
 use crate::events::Note;
+use crate::executor::{self, Executor, JobState};
 use crate::hooks::{self, Progress, Stage};
 use crate::names;
 use stowaway_api::size;
@@ -35,26 +36,6 @@ pub const SNAPSHOTS_ENSURED: &str = "SnapshotsEnsured";
 pub const EXECUTOR_ENSURED: &str = "BackupExecutorEnsured";
 /// Condition: the run ended before its snapshots did (deadline, executor failure).
 pub const BACKUP_INCOMPLETE: &str = "BackupIncomplete";
-
-/// Who runs the backup.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Executor {
-    /// A Stowaway sidecar beside the target claims the session.
-    Sidecar,
-    /// A Job runs `stowaway`; `None` while it does not exist.
-    Job(Option<JobState>),
-}
-
-/// What the operator sees of an executor Job.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JobState {
-    /// Still running (or not started).
-    Active,
-    /// Completed.
-    Succeeded,
-    /// Failed; the text is the Job's reason and message.
-    Failed(String),
-}
 
 /// Everything [`decide`] looks at.
 #[derive(Clone, Debug)]
@@ -247,28 +228,13 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
 
     // The executor.
-    match &observed.executor {
-        Executor::Sidecar => conditions::set(
-            &mut status.conditions,
-            EXECUTOR_ENSURED,
-            true,
-            "SidecarExecutor",
-            "the target's sidecar runs the backup",
-            now,
-        ),
-        Executor::Job(None) => {
-            plan.create_job = true;
-            conditions::set(
-                &mut status.conditions,
-                EXECUTOR_ENSURED,
-                true,
-                "JobExecutor",
-                "a Job runs the backup",
-                now,
-            );
-        }
-        Executor::Job(Some(_)) => {}
-    }
+    plan.create_job = executor::ensure(
+        &observed.executor,
+        &mut status.conditions,
+        EXECUTOR_ENSURED,
+        "backup",
+        now,
+    );
 
     // Outcome.
     let phases: Vec<RunPhase> = status

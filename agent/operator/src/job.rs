@@ -242,8 +242,8 @@ fn executor_job(job: &ExecutorJob<'_>, settings: &JobSettings) -> Job {
 }
 
 /// What a Job's status says about the run.
-pub fn job_state(job: &Job) -> crate::backup_session::JobState {
-    use crate::backup_session::JobState;
+pub fn job_state(job: &Job) -> crate::executor::JobState {
+    use crate::executor::JobState;
     let Some(status) = &job.status else {
         return JobState::Active;
     };

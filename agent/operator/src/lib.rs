@@ -14,6 +14,7 @@ pub mod conditions;
 pub mod controller;
 pub mod duration;
 pub mod events;
+pub mod executor;
 pub mod health;
 pub mod hooks;
 pub mod http;

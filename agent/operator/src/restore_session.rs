@@ -16,10 +16,10 @@ use stowaway_api::restore_session::{ComponentRestoreStatus, RestorePhase, Restor
 use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
 use crate::backup_configuration::is_active;
-use crate::backup_session::{Executor, JobState};
 use crate::conditions;
 use crate::duration::{format_duration, parse_duration};
 use crate::events::Note;
+use crate::executor::{self, Executor, JobState};
 
 /// Condition: the spec and its references are usable.
 pub const VALIDATION_PASSED: &str = "ValidationPassed";
@@ -212,28 +212,13 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
 
     // Running.
-    match &observed.executor {
-        Executor::Sidecar => conditions::set(
-            &mut status.conditions,
-            EXECUTOR_ENSURED,
-            true,
-            "SidecarExecutor",
-            "the target's sidecar runs the restore",
-            now,
-        ),
-        Executor::Job(None) => {
-            plan.create_job = true;
-            conditions::set(
-                &mut status.conditions,
-                EXECUTOR_ENSURED,
-                true,
-                "JobExecutor",
-                "a Job runs the restore",
-                now,
-            );
-        }
-        Executor::Job(Some(_)) => {}
-    }
+    plan.create_job = executor::ensure(
+        &observed.executor,
+        &mut status.conditions,
+        EXECUTOR_ENSURED,
+        "restore",
+        now,
+    );
     let phases: Vec<RestorePhase> = status
         .components
         .values()

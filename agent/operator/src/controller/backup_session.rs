@@ -15,7 +15,8 @@ use stowaway_api::common::RunPhase;
 use stowaway_api::{BackupConfiguration, BackupSession, Repository, RetentionPolicy, Snapshot};
 
 use super::{Context, Error, apply, has_sidecar, hooks};
-use crate::backup_session::{Executor, Observed, decide, hook_lists};
+use crate::backup_session::{Observed, decide, hook_lists};
+use crate::executor::Executor;
 use crate::hooks::Stage;
 use crate::job::{backup_job, backup_job_name, job_state};
 use crate::names;

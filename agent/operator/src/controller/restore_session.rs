@@ -10,7 +10,7 @@ use kube::runtime::controller::Action;
 use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
 use super::{Context, Error, apply, has_sidecar, target_exists};
-use crate::backup_session::Executor;
+use crate::executor::Executor;
 use crate::job::{job_state, restore_job, restore_job_name};
 use crate::names;
 use crate::restore_session::{Observed, decide};
