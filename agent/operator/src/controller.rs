@@ -14,6 +14,7 @@ mod hooks;
 pub mod repository;
 pub mod restore_session;
 mod run;
+pub mod snapshot;
 
 pub use context::{Clock, Context};
 pub use run::{RunError, Settings, run};

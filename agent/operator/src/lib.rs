@@ -26,6 +26,7 @@ pub mod repository;
 pub mod restore_session;
 pub mod retention;
 pub mod schedule;
+pub mod snapshot;
 pub mod storage_access;
 #[cfg(test)]
 mod testing;

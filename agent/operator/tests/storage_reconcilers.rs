@@ -925,3 +925,89 @@ spec:
         "{reasons:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_wipeout_snapshot_object_forgets_its_snapshot() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let ctx = Cluster {
+        storages: vec![local_storage(root.path(), DeletionPolicy::Delete)],
+        repositories: vec![repository("repo", DeletionPolicy::Delete)],
+        secrets: vec![secret(APP_NS, "enc", &[("RESTIC_PASSWORD", PASSWORD)])],
+        ..Cluster::default()
+    }
+    .start()
+    .await;
+    reconcile_storage(&ctx, "store").await;
+    reconcile_repository(&ctx, "repo").await;
+    let dir = repo_dir(root.path(), "repo");
+    write_snapshot(&dir, b"one").await;
+    write_snapshot(&dir, b"two").await;
+    let open = || async {
+        Repo::open(Storage::local(&dir).expect("storage"), PASSWORD)
+            .await
+            .expect("open")
+    };
+    let ids: Vec<String> = open()
+        .await
+        .snapshots()
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.id.to_hex())
+        .collect();
+
+    let snapshots: Api<Snapshot> = Api::namespaced(ctx.client.clone(), APP_NS);
+    let reconcile = |name: &'static str| {
+        let ctx = ctx.clone();
+        let snapshots = snapshots.clone();
+        async move {
+            let object = snapshots.get(name).await.expect("get");
+            controller::snapshot::reconcile(Arc::new(object), ctx)
+                .await
+                .expect("reconcile");
+            snapshots.get(name).await.expect("get again")
+        }
+    };
+    // A WipeOut object gets the finalizer; a Delete one does not.
+    let mut wipe = snapshot_object("wipe", "repo");
+    wipe.spec.deletion_policy = DeletionPolicy::WipeOut;
+    wipe.spec.snapshot_id = Some(ids[0].clone());
+    snapshots
+        .create(&Default::default(), &wipe)
+        .await
+        .expect("create");
+    let mut keep = snapshot_object("keep", "repo");
+    keep.spec.snapshot_id = Some(ids[1].clone());
+    snapshots
+        .create(&Default::default(), &keep)
+        .await
+        .expect("create");
+    assert_eq!(reconcile("wipe").await.finalizers(), [names::FINALIZER]);
+    assert!(reconcile("keep").await.finalizers().is_empty());
+
+    // The WipeOut object is being deleted (the fake API server cannot set
+    // deletionTimestamp, so the reconciler gets the object as the API server would show
+    // it): its snapshot is forgotten, the finalizer goes.
+    let mut deleting_object = snapshots.get("wipe").await.expect("get");
+    deleting_object.metadata.deletion_timestamp = Some(Time(now()));
+    controller::snapshot::reconcile(Arc::new(deleting_object), ctx.clone())
+        .await
+        .expect("reconcile");
+    let left: Vec<String> = open()
+        .await
+        .snapshots()
+        .await
+        .expect("list")
+        .iter()
+        .map(|s| s.id.to_hex())
+        .collect();
+    assert_eq!(left, vec![ids[1].clone()]);
+    assert!(
+        snapshots
+            .get_opt("wipe")
+            .await
+            .expect("get")
+            .is_none_or(|s| s.finalizers().is_empty()),
+        "finalizer removed"
+    );
+}

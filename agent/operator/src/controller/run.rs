@@ -21,7 +21,7 @@ use stowaway_api::{
 
 use super::{
     Context, Error, backup_blueprint, backup_configuration, backup_session, backup_storage,
-    repository, restore_session,
+    repository, restore_session, snapshot,
 };
 use crate::health::{self, Health};
 use crate::leader::{LeaderElector, LeaderError};
@@ -228,7 +228,15 @@ async fn controllers(ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|result| async move { log("Repository", result) });
+    let snapshots = Controller::new(
+        Api::<Snapshot>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(snapshot::reconcile, error_policy("Snapshot"), ctx.clone())
+    .for_each(|result| async move { log("Snapshot", result) });
     tokio::join!(
+        snapshots,
         storages,
         repositories,
         configs,
