@@ -114,6 +114,10 @@ pub struct Catalog {
     pub addons: Vec<Addon>,
     /// Labels of each namespace, by namespace name.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Names of the addons built into `stowaway`. A reference to one (or to its KubeStash
+    /// name, such as `postgres-addon`) needs no Addon object; its parameters are checked by
+    /// the addon when it runs.
+    pub builtin_addons: Vec<String>,
 }
 
 impl Catalog {

@@ -20,6 +20,16 @@ pub const TRIGGER_ANNOTATION: &str = "stowaway.dev/trigger";
 /// (set by the sidecar injector).
 pub const SIDECAR_TARGET_LABEL: &str = "stowaway.dev/sidecar-target";
 
+/// The built-in addon a name refers to: KubeStash's catalog names map onto Stowaway's
+/// built-in addons (`pvc-addon` and `workload-addon` → `volume`, `postgres-addon` →
+/// `postgres`, `mysql-addon` → `mysql`); other names are returned as they are.
+pub fn builtin_addon(name: &str) -> &str {
+    match name {
+        "pvc-addon" | "workload-addon" => "volume",
+        other => other.strip_suffix("-addon").unwrap_or(other),
+    }
+}
+
 /// Longest object name the operator generates: names end up in label values, which
 /// Kubernetes limits to 63 characters.
 pub const MAX_NAME: usize = 63;

@@ -64,7 +64,13 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>, 
 }
 
 /// Serves AdmissionReviews on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, client: kube::Client) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    client: kube::Client,
+    builtin_addons: Vec<String>,
+) {
+    let builtin_addons = Arc::new(builtin_addons);
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -72,8 +78,9 @@ pub async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, client: kube::
         };
         let acceptor = acceptor.clone();
         let client = client.clone();
+        let builtin_addons = builtin_addons.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, acceptor, client).await {
+            if let Err(e) = connection(stream, acceptor, client, &builtin_addons).await {
                 tracing::debug!(%peer, error = %e, "webhook connection failed");
             }
         });
@@ -84,6 +91,7 @@ async fn connection(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     client: kube::Client,
+    builtin_addons: &[String],
 ) -> std::io::Result<()> {
     let mut stream = acceptor.accept(stream).await?;
     let Some(request) = http::read_request(&mut stream).await else {
@@ -96,12 +104,17 @@ async fn connection(
             return http::respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await;
         }
     };
-    let (status, body) = answer(&request.body, mutate, &client).await;
+    let (status, body) = answer(&request.body, mutate, &client, builtin_addons).await;
     http::respond(&mut stream, status, "application/json", &body).await
 }
 
 /// The response to one AdmissionReview body.
-pub async fn answer(body: &[u8], mutate: bool, client: &kube::Client) -> (&'static str, Vec<u8>) {
+pub async fn answer(
+    body: &[u8],
+    mutate: bool,
+    client: &kube::Client,
+    builtin_addons: &[String],
+) -> (&'static str, Vec<u8>) {
     let review_in: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -121,7 +134,10 @@ pub async fn answer(body: &[u8], mutate: bool, client: &kube::Client) -> (&'stat
         }
     };
     let response = match catalog(client, request.namespace.as_deref()).await {
-        Ok(catalog) => review(&request, &catalog, mutate),
+        Ok(mut catalog) => {
+            catalog.builtin_addons = builtin_addons.to_vec();
+            review(&request, &catalog, mutate)
+        }
         Err(e) => AdmissionResponse::from(&request).deny(format!(
             "cannot read what the admission rules need from the API server: {e}"
         )),

@@ -50,7 +50,12 @@ async fn start() -> Server {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(webhook::serve(listener, tls, client));
+    tokio::spawn(webhook::serve(
+        listener,
+        tls,
+        client,
+        vec!["postgres".to_owned()],
+    ));
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("root"))
         .resolve("localhost", ([127, 0, 0, 1], port).into())

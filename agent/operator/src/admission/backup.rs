@@ -328,6 +328,13 @@ mod tests {
                 Box::new(|bc, _| second_session(bc, "weekly")),
             ),
             (
+                "a built-in addon under its KubeStash name, without an Addon object",
+                Box::new(|_, c| {
+                    c.addons.clear();
+                    c.builtin_addons = vec!["volume".into()];
+                }),
+            ),
+            (
                 "durations and hooks",
                 Box::new(|bc, _| {
                     let s = &mut bc.spec.sessions[0];

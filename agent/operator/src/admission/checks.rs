@@ -84,6 +84,10 @@ pub(super) fn check_addon(
         return;
     }
     let Some(found) = catalog.addon(&addon.name) else {
+        let builtin = crate::names::builtin_addon(&addon.name);
+        if catalog.builtin_addons.iter().any(|b| b == builtin) {
+            return;
+        }
         errors.push(FieldError::new(
             format!("{path}.name"),
             format!("Addon {:?} not found", addon.name),

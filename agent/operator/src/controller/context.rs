@@ -60,10 +60,7 @@ impl Context {
     /// KubeStash name of one (`postgres-addon` for `postgres`, `pvc-addon` and
     /// `workload-addon` for `volume`).
     pub fn is_builtin_addon(&self, name: &str) -> bool {
-        let name = match name {
-            "pvc-addon" | "workload-addon" => "volume",
-            other => other.strip_suffix("-addon").unwrap_or(other),
-        };
+        let name = crate::names::builtin_addon(name);
         self.builtin_addons.iter().any(|b| b == name)
     }
 }

@@ -88,6 +88,7 @@ pub async fn run(ctx: Context, settings: Settings) -> Result<(), RunError> {
             listener,
             tls.clone(),
             ctx.client.clone(),
+            ctx.builtin_addons.clone(),
         ));
         tracing::info!(%address, "serving the admission webhook");
     }
