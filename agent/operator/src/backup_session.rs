@@ -21,7 +21,7 @@ use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
 
 use crate::backup_configuration::{is_active, managed_labels};
 use crate::conditions;
-use crate::duration::{format_duration, parse_duration};
+use crate::duration::{deadline, elapsed, format_duration, parse_duration, until};
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
 use crate::hooks::{self, Progress, Stage};
@@ -130,13 +130,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 return plan;
             }
             status.phase = Some(BackupSessionPhase::Running);
-            if let Some(timeout) = session.spec.backup_timeout.as_deref()
-                && let Ok(timeout) = parse_duration(timeout)
-                && let Ok(timeout) = jiff::SignedDuration::try_from(timeout)
-                && let Ok(deadline) = created.checked_add(timeout)
-            {
-                status.backup_deadline = Some(Time(deadline));
-            }
+            status.backup_deadline =
+                deadline(created, session.spec.backup_timeout.as_deref()).map(Time);
             plan.events
                 .push(Note::normal("BackupStarted", "backup started"));
         }
@@ -642,14 +637,6 @@ fn snapshot_error(snapshot: &Snapshot) -> Option<String> {
         .iter()
         .rev()
         .find_map(|c| c.message.clone())
-}
-
-fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
-    Duration::try_from(to.duration_since(from)).unwrap_or_default()
-}
-
-fn until(now: Timestamp, at: Timestamp) -> Duration {
-    elapsed(now, at).max(Duration::from_secs(1))
 }
 
 #[cfg(test)]

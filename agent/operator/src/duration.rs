@@ -205,6 +205,25 @@ fn decimal(value: u128, scale: u128) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
+/// The time from `from` to `to`; zero when `to` is earlier.
+pub fn elapsed(from: jiff::Timestamp, to: jiff::Timestamp) -> Duration {
+    Duration::try_from(to.duration_since(from)).unwrap_or_default()
+}
+
+/// How long to wait from `now` until `at`, at least one second (a requeue delay).
+pub fn until(now: jiff::Timestamp, at: jiff::Timestamp) -> Duration {
+    elapsed(now, at).max(Duration::from_secs(1))
+}
+
+/// `start` plus a timeout written as a Go duration (`backupTimeout`, `restoreTimeout`);
+/// `None` when there is no timeout or it does not parse (validation reports that).
+pub fn deadline(start: jiff::Timestamp, timeout: Option<&str>) -> Option<jiff::Timestamp> {
+    let timeout = parse_duration(timeout?).ok()?;
+    start
+        .checked_add(jiff::SignedDuration::try_from(timeout).ok()?)
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

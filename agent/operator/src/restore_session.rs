@@ -17,7 +17,7 @@ use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot}
 
 use crate::backup_configuration::is_active;
 use crate::conditions;
-use crate::duration::{format_duration, parse_duration};
+use crate::duration::{deadline, elapsed, format_duration, until};
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
 
@@ -197,13 +197,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                         ..ComponentRestoreStatus::default()
                     });
             }
-            if let Some(timeout) = session.spec.restore_timeout.as_deref()
-                && let Ok(timeout) = parse_duration(timeout)
-                && let Ok(timeout) = jiff::SignedDuration::try_from(timeout)
-                && let Ok(deadline) = created.checked_add(timeout)
-            {
-                status.restore_deadline = Some(Time(deadline));
-            }
+            status.restore_deadline =
+                deadline(created, session.spec.restore_timeout.as_deref()).map(Time);
             plan.events.push(Note::normal(
                 "RestoreStarted",
                 format!("restoring snapshot {}", snapshot.name_any()),
@@ -307,7 +302,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         return plan;
     }
     if let Some(deadline) = status.restore_deadline.as_ref().map(|t| t.0) {
-        plan.requeue_after = Some(elapsed(now, deadline).max(Duration::from_secs(1)));
+        plan.requeue_after = Some(until(now, deadline));
     }
     plan.status = status;
     plan
@@ -417,10 +412,6 @@ fn resume(status: &mut RestoreSessionStatus, plan: &mut Plan, now: Timestamp) {
         format!("resumed {}", plan.resume.join(", ")),
         now,
     );
-}
-
-fn elapsed(from: Timestamp, to: Timestamp) -> Duration {
-    Duration::try_from(to.duration_since(from)).unwrap_or_default()
 }
 
 #[cfg(test)]
