@@ -1,12 +1,15 @@
 //! `Addon` (`addons.stowaway.dev/v1alpha1`, cluster-scoped): the backup and restore tasks of
 //! one kind of target. In Stowaway a task's Function names a WebAssembly addon.
+//!
+//! Stowaway additions: `spec.source` (where a third-party addon's component is downloaded
+//! from, with its SHA-256) and a status saying whether that download was verified.
 
 use k8s_openapi::api::core::v1::VolumeMount;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{Driver, ParameterDefinition, preserve_unknown_fields};
+use crate::common::{Condition, Driver, ParameterDefinition, preserve_unknown_fields};
 
 /// Spec of an Addon.
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -15,8 +18,16 @@ use crate::common::{Driver, ParameterDefinition, preserve_unknown_fields};
     version = "v1alpha1",
     kind = "Addon",
     category = "stowaway",
+    status = "AddonStatus",
     derive = "Default",
     derive = "PartialEq",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Source",
+        type_ = "string",
+        json_path = ".spec.source.url",
+        priority = 1
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -31,6 +42,49 @@ pub struct AddonSpec {
     /// Restore tasks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restore_tasks: Vec<Task>,
+    /// Where the addon's WebAssembly component comes from (a Stowaway addition; built-in
+    /// addons and KubeStash catalog entries have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<AddonSource>,
+}
+
+/// The component of a third-party addon: downloaded from `url`, accepted only with this
+/// SHA-256.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonSource {
+    /// `https://` URL of the `.wasm` component.
+    pub url: String,
+    /// SHA-256 of the component: 64 hex digits.
+    pub sha256: String,
+}
+
+/// Observed state of an Addon with a `source` (a Stowaway addition).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonStatus {
+    /// `Ready` once the component was downloaded and its digest matched; `Failed` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<AddonPhase>,
+    /// The SHA-256 that was verified (lower-case hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Size of the component, such as `1.20 MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// `ComponentVerified` (reasons `DigestVerified`, `DownloadFailed`, `DigestMismatch`,
+    /// `TooLarge`, `InvalidSource`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Phase of an Addon with a `source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AddonPhase {
+    /// The component was downloaded and matches its digest.
+    Ready,
+    /// It could not be downloaded or does not match.
+    Failed,
 }
 
 /// One task of an Addon.

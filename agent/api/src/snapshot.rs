@@ -134,6 +134,38 @@ pub struct SnapshotStatus {
     /// Components by name (`dump`, `dump-pod-0`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub components: BTreeMap<String, Component>,
+    /// Host that took the snapshot, as the repository records it (a Stowaway addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Tags of the snapshot in the repository (a Stowaway addition).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The addon that wrote the snapshot (a Stowaway addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addon: Option<SnapshotAddon>,
+}
+
+/// The addon that wrote a snapshot, as the repository records it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotAddon {
+    /// Addon name, such as `postgres`.
+    pub name: String,
+    /// Addon version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Digest of the addon's component, `sha256:<hex>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// What a component holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ComponentKind {
+    /// A byte stream, such as an SQL dump.
+    Stream,
+    /// A file tree with metadata, such as a volume.
+    Tree,
 }
 
 /// One component of a snapshot.
@@ -173,4 +205,10 @@ pub struct Component {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
     pub log_stats: Option<serde_json::Value>,
+    /// `Stream` or `Tree` (a Stowaway addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ComponentKind>,
+    /// Media type, such as `application/sql` (a Stowaway addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
 }

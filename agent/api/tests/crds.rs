@@ -115,7 +115,10 @@ fn status_subresource_where_there_is_a_status() {
         .into_iter()
         .filter(|c| c.spec.versions[0].subresources.is_some())
         .count();
-    assert_eq!(with_status, 6);
+    assert_eq!(
+        with_status, 7,
+        "the six of KubeStash and Addon (Stowaway's source check)"
+    );
 }
 
 #[test]
@@ -172,6 +175,7 @@ fn printer_columns() {
         columns("backupconfigurations.core.stowaway.dev"),
         ["Phase", "Paused", "Age"]
     );
+    assert_eq!(columns("addons.addons.stowaway.dev"), ["Phase", "Age"]);
     assert_eq!(
         columns("restoresessions.core.stowaway.dev"),
         ["Repository", "Phase", "Duration", "Age"]

@@ -10,11 +10,13 @@
 //! - validation (validating webhook): [`validate_backup_storage`],
 //!   [`validate_retention_policy`], [`validate_backup_configuration`],
 //!   [`validate_backup_session`], [`validate_restore_session`], [`validate_hook_template`],
-//!   [`validate_repository`], each returning every problem as a [`FieldError`] named by its
+//!   [`validate_repository`], [`validate_addon`], each returning every problem as a
+//!   [`FieldError`] named by its
 //!   field path (`spec.backends[1].name`);
 //! - [`review`] turns an `AdmissionRequest` into an `AdmissionResponse` (a JSON patch when
 //!   mutating, a denial listing the field errors when validating).
 
+mod addon;
 mod backup;
 mod checks;
 mod defaults;
@@ -27,11 +29,13 @@ mod usage;
 #[cfg(test)]
 mod fixtures;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPolicy};
 
+pub use addon::{check_addon_reference, validate_addon};
 pub use backup::{validate_backup_configuration, validate_backup_session};
 pub use defaults::{
     DEFAULT_BACKEND_NAME, default_backup_blueprint, default_backup_configuration,
@@ -114,10 +118,11 @@ pub struct Catalog {
     pub addons: Vec<Addon>,
     /// Labels of each namespace, by namespace name.
     pub namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
-    /// Names of the addons built into `stowaway`. A reference to one (or to its KubeStash
-    /// name, such as `postgres-addon`) needs no Addon object; its parameters are checked by
-    /// the addon when it runs.
-    pub builtin_addons: Vec<String>,
+    /// The addons built into `stowaway`. A reference to one (or to its KubeStash name, such
+    /// as `postgres-addon`) needs no Addon object: without an object of that name it is
+    /// checked against the built-in addon's generated Addon
+    /// ([`crate::addon_registry::resolve`]).
+    pub builtin_addons: Vec<crate::addon_registry::BuiltinAddon>,
 }
 
 impl Catalog {
@@ -154,6 +159,12 @@ impl Catalog {
         self.addons
             .iter()
             .find(|a| a.metadata.name.as_deref() == Some(name))
+    }
+
+    /// The Addon an addon reference names: the object of that name, else the built-in addon
+    /// it names.
+    pub fn resolve_addon(&self, name: &str) -> Option<Cow<'_, Addon>> {
+        crate::addon_registry::resolve(name, &self.addons, &self.builtin_addons)
     }
 
     /// Labels of `namespace`, with `kubernetes.io/metadata.name` set to its name as the API

@@ -66,8 +66,11 @@ pub struct Observed<'a> {
     pub config: &'a BackupConfiguration,
     /// Its backends, in spec order.
     pub backends: Vec<BackendObserved>,
-    /// Its addon.
+    /// Its addon (of several sessions' addons, the least ready; a `NotReady` text names it).
     pub addon: Lookup,
+    /// Problems of the sessions' addon references against the Addons they name (unknown
+    /// tasks, unknown or missing parameters), each with its field path.
+    pub addon_problems: Vec<String>,
     /// Whether the target exists (`None`: not checked).
     pub target_found: Option<bool>,
     /// Repositories in the namespace with the names the sessions use.
@@ -108,7 +111,10 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     };
 
     // Validation: what the admission webhook checks, again, because the webhook may be off.
-    let problems = validate(config);
+    let mut problems = validate(config);
+    if problems.is_empty() {
+        problems.extend(observed.addon_problems.iter().cloned());
+    }
     if !problems.is_empty() {
         let message = problems.join("; ");
         conditions::set(
@@ -169,8 +175,10 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             },
             found: Some(found),
         });
-        if let Some(p) = lookup_problem(&observed.addon, "Addon", &addon.name) {
-            not_ready.push(p);
+        match &observed.addon {
+            Lookup::Ready => {}
+            Lookup::Missing => not_ready.push(format!("Addon {:?} not found", addon.name)),
+            Lookup::NotReady(why) | Lookup::NotAllowed(why) => not_ready.push(why.clone()),
         }
     }
     if observed.target_found == Some(false)

@@ -4,6 +4,7 @@
 //! Every write is idempotent: objects have deterministic names and an object that already
 //! exists counts as created, so a reconcile interrupted half-way is finished by the next one.
 
+pub mod addon;
 mod apply;
 pub mod backup_blueprint;
 pub mod backup_configuration;

@@ -5,6 +5,8 @@
 //! calls the decision function and carries out the actions. [`schedule`] parses cron schedules
 //! and [`admission`] holds the defaulting and validation rules of the admission webhook.
 
+pub mod addon;
+pub mod addon_registry;
 pub mod admission;
 pub mod backup_blueprint;
 pub mod backup_configuration;
@@ -27,6 +29,7 @@ pub mod restore_session;
 pub mod retention;
 pub mod schedule;
 pub mod snapshot;
+pub mod snapshot_mirror;
 pub mod storage_access;
 #[cfg(test)]
 mod testing;

@@ -18,6 +18,7 @@ use stowaway_api::{Repository, Snapshot, size};
 use crate::conditions;
 use crate::events::Note;
 use crate::names;
+use crate::snapshot_mirror;
 use crate::storage_access::RepositoryFacts;
 
 /// Condition: the repository exists at the path and opens with the password.
@@ -105,6 +106,8 @@ pub struct Plan {
     pub finalize: Option<Finalize>,
     /// Snapshot objects to delete (on deletion).
     pub delete_snapshots: Vec<String>,
+    /// Snapshot objects mirroring the repository's snapshots ([`snapshot_mirror`]).
+    pub mirror: snapshot_mirror::Plan,
     /// Events to record on the repository.
     pub events: Vec<Note>,
     /// When to look again.
@@ -181,7 +184,10 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 .map(|s| s.time)
                 .max()
                 .map(status_time);
-            status.recent_snapshots = recent_snapshots(&own, facts);
+            plan.mirror = snapshot_mirror::decide(repo, observed.snapshots, &facts.snapshots);
+            let objects = after_mirroring(&own, &plan.mirror);
+            let objects: Vec<&Snapshot> = objects.iter().collect();
+            status.recent_snapshots = recent_snapshots(&objects, facts);
             if !conditions::is_true(&previous.conditions, REPOSITORY_INITIALIZED) {
                 plan.events.push(Note::normal(
                     INITIALIZATION_SUCCEEDED,
@@ -224,19 +230,14 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
 }
 
 /// The newest [`RECENT_SNAPSHOTS`] snapshots, newest first: every Snapshot object of the
-/// repository, and the snapshots of the data that no object stands for (named by their short
-/// id, phase `Succeeded`: a snapshot is in the data only once it is complete).
+/// repository, and the snapshots of the data that no object stands for
+/// ([`snapshot_mirror::stands_for`]; named by their short id, phase `Succeeded`: a snapshot
+/// is in the data only once it is complete).
 pub fn recent_snapshots(objects: &[&Snapshot], facts: &RepositoryFacts) -> Vec<SnapshotInfo> {
-    let matches = |object: &Snapshot, id: &str| {
-        object
-            .spec
-            .snapshot_id
-            .as_deref()
-            .is_some_and(|own| own.len() >= 8 && id.starts_with(&own.to_ascii_lowercase()))
-    };
+    let matches = snapshot_mirror::stands_for;
     let mut entries: Vec<(Timestamp, SnapshotInfo)> = Vec::new();
     for object in objects {
-        let data = facts.snapshots.iter().find(|d| matches(object, &d.id));
+        let data = facts.snapshots.iter().find(|d| matches(object, d));
         let status = object.status.as_ref();
         let time = status
             .and_then(|s| s.snapshot_time.as_ref())
@@ -260,7 +261,7 @@ pub fn recent_snapshots(objects: &[&Snapshot], facts: &RepositoryFacts) -> Vec<S
         ));
     }
     for data in &facts.snapshots {
-        if objects.iter().any(|o| matches(o, &data.id)) {
+        if objects.iter().any(|o| matches(o, data)) {
             continue;
         }
         entries.push((
@@ -286,9 +287,27 @@ pub fn recent_snapshots(objects: &[&Snapshot], facts: &RepositoryFacts) -> Vec<S
         .collect()
 }
 
+/// The repository's Snapshot objects once `mirror` is carried out, so that the status shows
+/// them at once (and is not written again by the next reconcile).
+fn after_mirroring(own: &[&Snapshot], mirror: &snapshot_mirror::Plan) -> Vec<Snapshot> {
+    let mut objects: Vec<Snapshot> = own
+        .iter()
+        .filter(|s| !mirror.delete.contains(&s.name_any()))
+        .map(|s| {
+            let mut s = (*s).clone();
+            if let Some((_, status)) = mirror.repair.iter().find(|(n, _)| *n == s.name_any()) {
+                s.status = Some(status.clone());
+            }
+            s
+        })
+        .collect();
+    objects.extend(mirror.create.iter().cloned());
+    objects
+}
+
 /// A status time: whole seconds, as the API server keeps them (a status with finer times would
 /// differ from its stored copy and be written again on every reconcile).
-fn status_time(t: Timestamp) -> Time {
+pub(crate) fn status_time(t: Timestamp) -> Time {
     Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
@@ -369,6 +388,7 @@ mod tests {
             id: std::iter::repeat_n(id_char, 64).collect(),
             time: at(time),
             size,
+            ..DataSnapshot::default()
         }
     }
 
@@ -515,12 +535,19 @@ mod tests {
             names,
             [
                 "repo-daily-1",
-                "66666666",
-                "55555555",
-                "44444444",
-                "33333333"
-            ]
+                "repo-66666666",
+                "repo-55555555",
+                "repo-44444444",
+                "repo-33333333"
+            ],
+            "the snapshots without an object show under the names of their mirrored objects"
         );
+        assert_eq!(
+            plan.mirror.create.len(),
+            6,
+            "all but the one with an object"
+        );
+        assert!(plan.mirror.delete.is_empty());
         let newest = &status.recent_snapshots[0];
         assert_eq!(newest.phase, Some(RunPhase::Succeeded));
         assert_eq!(newest.session.as_deref(), Some("daily"));

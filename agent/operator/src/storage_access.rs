@@ -586,13 +586,40 @@ pub async fn open_or_init(
 }
 
 /// One snapshot found in a repository's data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DataSnapshot {
     /// Its id, 64 hex characters.
     pub id: String,
     /// When it was taken.
     pub time: jiff::Timestamp,
     /// Logical size (sum of its components).
+    pub size: u64,
+    /// Host that took it.
+    pub hostname: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// The BackupSession that wrote it, if one did.
+    pub session: Option<String>,
+    /// Name of the addon that wrote it (empty when not recorded).
+    pub addon: String,
+    /// That addon's version.
+    pub addon_version: String,
+    /// Digest of that addon's component.
+    pub addon_digest: String,
+    /// Its components, in the order of the snapshot.
+    pub components: Vec<DataComponent>,
+}
+
+/// One component of a [`DataSnapshot`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataComponent {
+    /// Component name.
+    pub name: String,
+    /// A file tree (`true`) or a byte stream.
+    pub tree: bool,
+    /// Media type.
+    pub media_type: String,
+    /// Logical size.
     pub size: u64,
 }
 
@@ -618,6 +645,22 @@ pub async fn repository_facts(
             id: s.id.to_hex(),
             time: s.time,
             size: s.components.iter().map(|c| c.size).sum(),
+            hostname: s.hostname,
+            tags: s.tags,
+            session: s.session,
+            addon: s.addon.name,
+            addon_version: s.addon.version,
+            addon_digest: s.addon.digest,
+            components: s
+                .components
+                .into_iter()
+                .map(|c| DataComponent {
+                    tree: c.kind == stowaway_repository::ComponentKind::Tree,
+                    name: c.name,
+                    media_type: c.media_type,
+                    size: c.size,
+                })
+                .collect(),
         })
         .collect();
     snapshots.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));

@@ -18,6 +18,7 @@ use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPoli
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::addon_registry::BuiltinAddon;
 use crate::admission::{Catalog, review};
 use crate::http;
 
@@ -68,7 +69,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     client: kube::Client,
-    builtin_addons: Vec<String>,
+    builtin_addons: Vec<BuiltinAddon>,
 ) {
     let builtin_addons = Arc::new(builtin_addons);
     let acceptor = TlsAcceptor::from(tls);
@@ -91,7 +92,7 @@ async fn connection(
     stream: TcpStream,
     acceptor: TlsAcceptor,
     client: kube::Client,
-    builtin_addons: &[String],
+    builtin_addons: &[BuiltinAddon],
 ) -> std::io::Result<()> {
     let mut stream = acceptor.accept(stream).await?;
     let Some(request) = http::read_request(&mut stream).await else {
@@ -113,7 +114,7 @@ pub async fn answer(
     body: &[u8],
     mutate: bool,
     client: &kube::Client,
-    builtin_addons: &[String],
+    builtin_addons: &[BuiltinAddon],
 ) -> (&'static str, Vec<u8>) {
     let review_in: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
         Ok(r) => r,

@@ -75,7 +75,7 @@ async fn setup(namespace_labels: &[(&str, &str)]) -> (Client, Arc<Context>) {
     let ctx = Context::new(
         client.clone(),
         JobSettings::default(),
-        vec!["volume".into()],
+        common::builtin_addons(),
     );
     (client, Arc::new(ctx))
 }

@@ -257,6 +257,11 @@ fn admit(manifest: &Manifest, catalog: &Catalog) -> Result<(), Vec<FieldError>> 
             |o| o,
             |o: &Repository| admission::validate_repository(o, None, catalog),
         ),
+        "Addon" => run(
+            manifest,
+            |o| o,
+            |o: &Addon| admission::validate_addon(o, None, catalog),
+        ),
         _ => Ok(()),
     }
 }

@@ -27,6 +27,8 @@ use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
 use stowaway_operator::schedule::Schedule;
 
+mod common;
+
 const SCHEDULE: &str = "*/5 * * * *";
 
 struct Harness {
@@ -112,7 +114,7 @@ spec:
                 image: "registry.example/stowaway:1.0".into(),
                 ..JobSettings::default()
             },
-            vec!["volume".into(), "postgres".into(), "mysql".into()],
+            common::builtin_addons(),
         )
         .with_clock(Arc::new(move || *clock_now.lock().expect("clock")));
         Harness {

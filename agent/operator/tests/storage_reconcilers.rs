@@ -1011,3 +1011,239 @@ async fn deleting_a_wipeout_snapshot_object_forgets_its_snapshot() {
         "finalizer removed"
     );
 }
+
+/// Writes a snapshot with a stream and a tree component, recording `meta`, straight into the
+/// repository at `dir` (as `stowaway backup` does); returns its id.
+async fn write_recorded_snapshot(dir: &Path, meta: SnapshotMeta) -> String {
+    use stowaway_repository::{Entry, EntryKind};
+    let storage = Storage::local(dir).expect("storage");
+    let repo = Repo::open(storage, PASSWORD).await.expect("open");
+    repo.load_index().await.expect("index");
+    let backup = repo.start_backup(None).expect("start backup");
+    let (backup, records) = tokio::task::spawn_blocking(move || {
+        let mut stream = backup.stream("dump.sql", "application/sql")?;
+        stream.write(b"CREATE TABLE t (x int);")?;
+        let dump = stream.finish(Vec::new())?;
+        let mut tree = backup.tree("data")?;
+        let mut file = Entry::new("notes.txt", EntryKind::File);
+        file.mode = 0o100_644;
+        file.size = 5;
+        tree.add_file(file)?;
+        tree.write_content(b"hello")?;
+        tree.finish_file(false)?;
+        let data = tree.finish(Vec::new())?;
+        Ok::<_, stowaway_repository::Error>((backup, vec![dump, data]))
+    })
+    .await
+    .expect("join")
+    .expect("backup");
+    backup
+        .commit(meta, records)
+        .await
+        .expect("commit")
+        .id
+        .to_hex()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repository_snapshots_without_objects_are_mirrored_and_forgotten_ones_removed() {
+    use stowaway_api::common::{Driver, RunPhase};
+    use stowaway_api::snapshot::{ComponentKind, SnapshotAddon};
+    use stowaway_operator::snapshot_mirror::MIRRORED_LABEL;
+    use stowaway_repository::{AddonRef, SnapshotId, Target};
+
+    let root = tempfile::tempdir().expect("tempdir");
+    // A BackupSession's own Snapshot object, still being written (no id yet).
+    let mut own = snapshot_object("repo-db-daily-1", "repo");
+    own.spec.backup_session = Some("db-daily-1".into());
+    own.metadata.labels = Some(BTreeMap::from([(
+        names::INVOKER_NAME_LABEL.to_owned(),
+        "db".to_owned(),
+    )]));
+    let ctx = Cluster {
+        storages: vec![local_storage(root.path(), DeletionPolicy::Delete)],
+        repositories: vec![repository("repo", DeletionPolicy::Delete)],
+        secrets: vec![secret(APP_NS, "enc", &[("RESTIC_PASSWORD", PASSWORD)])],
+        snapshots: vec![own],
+        ..Cluster::default()
+    }
+    .start()
+    .await;
+    reconcile_storage(&ctx, "store").await;
+    reconcile_repository(&ctx, "repo").await;
+    let dir = repo_dir(root.path(), "repo");
+
+    // Two backups with the CLI's repository API, and the session's own one.
+    let cli = |time: &str, tag: &str| SnapshotMeta {
+        time: Some(time.parse().expect("time")),
+        hostname: Some("laptop".into()),
+        target: Target {
+            kind: "postgres".into(),
+            name: "db".into(),
+        },
+        addon: AddonRef {
+            name: "postgres".into(),
+            version: "0.1.0".into(),
+            digest: format!("sha256:{}", "cd".repeat(32)),
+        },
+        tags: vec![tag.into()],
+        ..SnapshotMeta::default()
+    };
+    let first = write_recorded_snapshot(&dir, cli("2026-02-01T10:00:00.5Z", "first")).await;
+    let second = write_recorded_snapshot(&dir, cli("2026-02-02T10:00:00Z", "second")).await;
+    let by_session = write_recorded_snapshot(
+        &dir,
+        SnapshotMeta {
+            session: Some("db-daily-1".into()),
+            ..cli("2026-02-03T10:00:00Z", "session")
+        },
+    )
+    .await;
+    assert_ne!(first, second);
+
+    reconcile_repository(&ctx, "repo").await;
+    let snapshots: Api<Snapshot> = Api::namespaced(ctx.client.clone(), APP_NS);
+    let list = || async {
+        let mut items = snapshots
+            .list(&ListParams::default())
+            .await
+            .expect("list")
+            .items;
+        items.sort_by_key(ResourceExt::name_any);
+        items
+    };
+    let items = list().await;
+    let name_of = |id: &str| format!("repo-{}", &id[..8]);
+    let mut expected = vec![
+        name_of(&first),
+        name_of(&second),
+        "repo-db-daily-1".to_owned(),
+    ];
+    expected.sort();
+    assert_eq!(
+        items.iter().map(ResourceExt::name_any).collect::<Vec<_>>(),
+        expected,
+        "one object per CLI snapshot; the session's snapshot has its own object"
+    );
+    let repo_object = repositories(&ctx).get("repo").await.expect("repository");
+    let mirrored = items
+        .iter()
+        .find(|s| s.name_any() == name_of(&first))
+        .expect("mirrored");
+    assert_eq!(mirrored.spec.snapshot_id.as_deref(), Some(first.as_str()));
+    assert_eq!(mirrored.spec.repository, "repo");
+    assert_eq!(mirrored.spec.backup_session, None);
+    assert_eq!(
+        mirrored.labels().get(MIRRORED_LABEL).map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        mirrored
+            .labels()
+            .get(names::MANAGED_BY_LABEL)
+            .map(String::as_str),
+        Some(names::MANAGED_BY)
+    );
+    let owner = &mirrored.owner_references()[0];
+    assert_eq!(owner.kind, "Repository");
+    assert_eq!(owner.name, "repo");
+    assert_eq!(Some(owner.uid.clone()), repo_object.metadata.uid);
+    let status = mirrored.status.as_ref().expect("status written");
+    assert_eq!(status.phase, Some(RunPhase::Succeeded));
+    assert_eq!(
+        status.snapshot_time,
+        Some(Time("2026-02-01T10:00:00Z".parse().expect("time")))
+    );
+    assert_eq!(
+        status.size.as_deref(),
+        Some("28 B"),
+        "23-byte dump and 5-byte file"
+    );
+    assert_eq!(status.hostname.as_deref(), Some("laptop"));
+    assert_eq!(status.tags, ["first"]);
+    assert_eq!(
+        status.addon,
+        Some(SnapshotAddon {
+            name: "postgres".into(),
+            version: Some("0.1.0".into()),
+            digest: Some(format!("sha256:{}", "cd".repeat(32))),
+        })
+    );
+    assert_eq!(status.total_components, Some(2));
+    assert_eq!(status.integrity, None, "listing does not verify data");
+    let dump = &status.components["dump.sql"];
+    assert_eq!(dump.kind, Some(ComponentKind::Stream));
+    assert_eq!(dump.size.as_deref(), Some("23 B"));
+    assert_eq!(dump.media_type.as_deref(), Some("application/sql"));
+    assert_eq!(dump.driver, Some(Driver::Restic));
+    let data = &status.components["data"];
+    assert_eq!(data.kind, Some(ComponentKind::Tree));
+    assert_eq!(data.size.as_deref(), Some("5 B"));
+    let own = items
+        .iter()
+        .find(|s| s.name_any() == "repo-db-daily-1")
+        .expect("own");
+    assert_eq!(own.status, None, "the session's object is not touched");
+    assert!(!own.labels().contains_key(MIRRORED_LABEL));
+    let recent: Vec<String> = repo_object
+        .status
+        .expect("status")
+        .recent_snapshots
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(
+        recent,
+        [
+            "repo-db-daily-1".to_owned(),
+            name_of(&second),
+            name_of(&first)
+        ]
+    );
+
+    // Again: nothing changes.
+    let before = list().await;
+    let repo_before = repositories(&ctx).get("repo").await.expect("repository");
+    reconcile_repository(&ctx, "repo").await;
+    assert_eq!(list().await, before);
+    assert_eq!(
+        repositories(&ctx).get("repo").await.expect("repository"),
+        repo_before
+    );
+
+    // The session finishes: its object records the id. Still no second object.
+    let patch = serde_json::json!({"spec": {"snapshotID": by_session}});
+    snapshots
+        .patch(
+            "repo-db-daily-1",
+            &Default::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("patch");
+    reconcile_repository(&ctx, "repo").await;
+    assert_eq!(list().await.len(), 3);
+
+    // The CLI forgets the first snapshot and the session's: the mirrored object goes, the
+    // session's stays.
+    let opened = Repo::open(Storage::local(&dir).expect("storage"), PASSWORD)
+        .await
+        .expect("open");
+    let forget: Vec<SnapshotId> = [&first, &by_session]
+        .iter()
+        .map(|id| id.parse().expect("id"))
+        .collect();
+    opened.forget(&forget).await.expect("forget");
+    reconcile_repository(&ctx, "repo").await;
+    let left: Vec<String> = list().await.iter().map(ResourceExt::name_any).collect();
+    let mut expected = vec![name_of(&second), "repo-db-daily-1".to_owned()];
+    expected.sort();
+    assert_eq!(left, expected);
+    let status = repositories(&ctx)
+        .get("repo")
+        .await
+        .expect("repository")
+        .status
+        .expect("status");
+    assert_eq!(status.snapshot_count, Some(1));
+}

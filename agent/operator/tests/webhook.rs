@@ -20,6 +20,15 @@ spec:
   deletionPolicy: Delete
 "#;
 
+const KEEP: &str = r#"
+apiVersion: storage.stowaway.dev/v1alpha1
+kind: RetentionPolicy
+metadata: {name: keep, namespace: demo}
+spec:
+  successfulSnapshots: {last: 3}
+  usagePolicy: {allowedNamespaces: {from: Same}}
+"#;
+
 struct Server {
     url: String,
     http: reqwest::Client,
@@ -34,6 +43,7 @@ async fn start() -> Server {
         .with_resource::<Repository>()
         .with_resource::<Addon>()
         .with_object(first)
+        .with_object(serde_yaml::from_str::<RetentionPolicy>(KEEP).expect("policy"))
         .build()
         .await
         .expect("fake client");
@@ -54,7 +64,7 @@ async fn start() -> Server {
         listener,
         tls,
         client,
-        vec!["postgres".to_owned()],
+        common::builtin_addons(),
     ));
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("root"))
@@ -156,6 +166,101 @@ async fn mutation_answers_with_a_json_patch_of_the_defaults() {
     assert!(
         patch.contains("https://s3.example\""),
         "trailing slash trimmed: {patch}"
+    );
+}
+
+#[tokio::test]
+async fn addon_sources_must_be_https_with_a_sha256() {
+    let server = start().await;
+    let addon = |url: &str, sha256: &str| {
+        let mut body = review(json!({
+            "apiVersion": "addons.stowaway.dev/v1alpha1",
+            "kind": "Addon",
+            "metadata": {"name": "redis"},
+            "spec": {
+                "backupTasks": [{"name": "logical-backup", "function": "redis"}],
+                "source": {"url": url, "sha256": sha256}
+            }
+        }));
+        body["request"]["kind"] =
+            json!({"group": "addons.stowaway.dev", "version": "v1alpha1", "kind": "Addon"});
+        body["request"]["resource"] =
+            json!({"group": "addons.stowaway.dev", "version": "v1alpha1", "resource": "addons"});
+        body["request"]["namespace"] = Value::Null;
+        body
+    };
+    let sha = "ab".repeat(32);
+    let answer = post(
+        &server,
+        "/validate",
+        &addon("https://addons.example/redis.wasm", &sha),
+    )
+    .await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let answer = post(
+        &server,
+        "/validate",
+        &addon("http://addons.example/redis.wasm", "abc"),
+    )
+    .await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "spec.source.url: must be an https:// URL (http:// only to 127.0.0.1), not \"http://addons.example/redis.wasm\"; \
+         spec.source.sha256: must be the SHA-256 of the component as 64 hex digits, not \"abc\""
+    );
+}
+
+#[tokio::test]
+async fn a_built_in_addon_reference_is_checked_against_its_description() {
+    let server = start().await;
+    let config = |params: Value| {
+        let mut body = review(json!({
+            "apiVersion": "core.stowaway.dev/v1alpha1",
+            "kind": "BackupConfiguration",
+            "metadata": {"name": "db", "namespace": "demo"},
+            "spec": {
+                "target": {"apiGroup": "apps", "kind": "Deployment", "name": "web"},
+                "backends": [{
+                    "name": "first",
+                    "storageRef": {"name": "first", "namespace": "demo"},
+                    "retentionPolicy": {"name": "keep", "namespace": "demo"}
+                }],
+                "sessions": [{
+                    "name": "daily",
+                    "scheduler": {"schedule": "0 2 * * *"},
+                    "addon": {"name": "postgres-addon", "tasks": [{"name": "logical-backup", "params": params}]},
+                    "repositories": [{"name": "repo", "backend": "first", "directory": "/db"}]
+                }]
+            }
+        }));
+        body["request"]["kind"] = json!({"group": "core.stowaway.dev", "version": "v1alpha1", "kind": "BackupConfiguration"});
+        body["request"]["resource"] = json!({"group": "core.stowaway.dev", "version": "v1alpha1", "resource": "backupconfigurations"});
+        body
+    };
+    let answer = post(
+        &server,
+        "/validate",
+        &config(json!({"backupCmd": "pg_dump"})),
+    )
+    .await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let answer = post(
+        &server,
+        "/validate",
+        &config(json!({"backupcmd": "pg_dump"})),
+    )
+    .await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(
+        message,
+        "spec.sessions[0].addon.tasks[0].params.backupcmd: unknown parameter: task \"logical-backup\" of Addon \"postgres-addon\" takes host, port, backupCmd, args"
     );
 }
 

@@ -176,7 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Copy(args) => copy::run(g, args).await,
         Command::Addon(cmd) => addon::run(g, cmd).await,
         Command::Crds(args) => crds::run(args).await,
-        Command::Operator(args) => operator::run(args).await,
+        Command::Operator(args) => operator::run(g, args).await,
     }
 }
 

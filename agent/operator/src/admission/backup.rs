@@ -259,7 +259,8 @@ mod tests {
     use stowaway_api::{Repository, backup_session::BackupSessionPhase};
 
     use super::super::fixtures::{
-        backup_configuration, demo_catalog, errors, from, hook_template, meta, policy, storage,
+        backup_configuration, builtin_volume, demo_catalog, errors, from, hook_template, meta,
+        policy, storage,
     };
     use super::*;
 
@@ -329,9 +330,22 @@ mod tests {
             ),
             (
                 "a built-in addon under its KubeStash name, without an Addon object",
-                Box::new(|_, c| {
+                Box::new(|bc, c| {
                     c.addons.clear();
-                    c.builtin_addons = vec!["volume".into()];
+                    c.builtin_addons = vec![builtin_volume()];
+                    if let Some(a) = &mut bc.spec.sessions[0].addon {
+                        a.tasks[0].params = Some(serde_json::json!({"exclude": "*.tmp"}));
+                    }
+                }),
+            ),
+            (
+                "a built-in addon by its own name",
+                Box::new(|bc, c| {
+                    c.builtin_addons = vec![builtin_volume()];
+                    if let Some(a) = &mut bc.spec.sessions[0].addon {
+                        a.name = "volume".into();
+                        a.tasks[0].params = None;
+                    }
                 }),
             ),
             (
@@ -567,6 +581,28 @@ mod tests {
                 }),
                 "spec.sessions[0].addon.tasks[0].params.path",
                 "unknown parameter: task \"logical-backup\" of Addon \"workload-addon\" takes paths, exclude, enableCache",
+            ),
+            (
+                "a built-in addon checks the parameters it declares",
+                Box::new(|_, c| {
+                    c.addons.clear();
+                    c.builtin_addons = vec![builtin_volume()];
+                }),
+                "spec.sessions[0].addon.tasks[0].params.paths",
+                "unknown parameter: task \"logical-backup\" of Addon \"workload-addon\" takes exclude, restore-owner, overwrite",
+            ),
+            (
+                "a built-in addon has no KubeStash-only tasks",
+                Box::new(|bc, c| {
+                    c.addons.clear();
+                    c.builtin_addons = vec![builtin_volume()];
+                    if let Some(a) = &mut bc.spec.sessions[0].addon {
+                        a.tasks[0].name = "volume-snapshot".into();
+                        a.tasks[0].params = None;
+                    }
+                }),
+                "spec.sessions[0].addon.tasks[0].name",
+                "Addon \"workload-addon\" has no backup task \"volume-snapshot\" (its backup tasks: logical-backup)",
             ),
             (
                 "required parameter missing",

@@ -83,11 +83,7 @@ pub(super) fn check_addon(
     if addon.name.is_empty() {
         return;
     }
-    let Some(found) = catalog.addon(&addon.name) else {
-        let builtin = crate::names::builtin_addon(&addon.name);
-        if catalog.builtin_addons.iter().any(|b| b == builtin) {
-            return;
-        }
+    let Some(found) = catalog.resolve_addon(&addon.name) else {
         errors.push(FieldError::new(
             format!("{path}.name"),
             format!("Addon {:?} not found", addon.name),

@@ -125,7 +125,35 @@ pub fn workload_addon() -> Addon {
                 parameters: vec![param("include", false, None), param("exclude", false, None)],
                 ..Task::default()
             }],
+            ..AddonSpec::default()
         },
+        status: None,
+    }
+}
+
+/// The built-in `volume` addon as it describes itself (its parameters: `exclude`,
+/// `restore-owner`, `overwrite`, each with a default).
+pub fn builtin_volume() -> crate::addon_registry::BuiltinAddon {
+    use crate::addon_registry::{AddonParameter, BuiltinAddon};
+    let param = |name: &str, kind: &str, default: &str| AddonParameter {
+        name: name.into(),
+        kind: kind.into(),
+        description: format!("{name} of the volume addon"),
+        default: Some(default.into()),
+    };
+    BuiltinAddon {
+        name: "volume".into(),
+        version: "0.1.0".into(),
+        description: "Backs up and restores directories with their metadata".into(),
+        digest: "ab".repeat(32),
+        target_kinds: vec!["volume".into()],
+        backup: true,
+        restore: true,
+        parameters: vec![
+            param("exclude", "text-list", ""),
+            param("restore-owner", "boolean", "true"),
+            param("overwrite", "boolean", "true"),
+        ],
     }
 }
 

@@ -10,13 +10,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use stowaway_api::{
-    BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage, HookTemplate, Repository,
-    RestoreSession, RetentionPolicy,
+    Addon, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage, HookTemplate,
+    Repository, RestoreSession, RetentionPolicy,
 };
 
 use super::{
     Catalog, Rejection, default_backup_blueprint, default_backup_configuration,
-    default_backup_storage, default_hook_template, default_retention_policy,
+    default_backup_storage, default_hook_template, default_retention_policy, validate_addon,
     validate_backup_configuration, validate_backup_session, validate_backup_storage,
     validate_hook_template, validate_repository, validate_restore_session,
     validate_retention_policy,
@@ -79,6 +79,7 @@ enum Kind {
     RestoreSession,
     HookTemplate,
     BackupBlueprint,
+    Addon,
 }
 
 /// What a review works on.
@@ -106,6 +107,7 @@ impl Kind {
             (is::<RestoreSession>(group, kind), Kind::RestoreSession),
             (is::<HookTemplate>(group, kind), Kind::HookTemplate),
             (is::<BackupBlueprint>(group, kind), Kind::BackupBlueprint),
+            (is::<Addon>(group, kind), Kind::Addon),
         ]
         .into_iter()
         .find_map(|(matches, k)| matches.then_some(k))
@@ -124,6 +126,7 @@ impl Kind {
             Kind::Repository => patch_of::<Repository>(input, identity),
             Kind::BackupSession => patch_of::<BackupSession>(input, identity),
             Kind::RestoreSession => patch_of::<RestoreSession>(input, identity),
+            Kind::Addon => patch_of::<Addon>(input, identity),
         }
     }
 
@@ -137,6 +140,7 @@ impl Kind {
             Kind::RestoreSession => check(input, validate_restore_session),
             Kind::HookTemplate => check(input, validate_hook_template),
             Kind::BackupBlueprint => check::<BackupBlueprint>(input, |_, _, _| Ok(())),
+            Kind::Addon => check(input, validate_addon),
         }
     }
 }
@@ -498,7 +502,7 @@ mod tests {
         for (operation, group, kind) in [
             ("CREATE", "apps", "Deployment"),
             ("CREATE", "storage.stowaway.dev", "Snapshot"),
-            ("CREATE", "addons.stowaway.dev", "Addon"),
+            ("CREATE", "addons.stowaway.dev", "Function"),
             ("CREATE", "example.com", "BackupStorage"),
             ("CREATE", "core.stowaway.dev", "BackupStorage"),
         ] {

@@ -50,6 +50,7 @@ fn plan_at(
         config,
         backends: ready_backends(),
         addon: Lookup::Ready,
+        addon_problems: Vec::new(),
         target_found: Some(true),
         repositories,
         sessions,
@@ -172,6 +173,7 @@ fn missing_references_leave_it_not_ready_with_the_reason() {
             )),
         }],
         addon: Lookup::Missing,
+        addon_problems: Vec::new(),
         target_found: Some(false),
         repositories: &repos,
         sessions: &[],
@@ -188,7 +190,7 @@ fn missing_references_leave_it_not_ready_with_the_reason() {
     for part in [
         "BackupStorage of backend \"s3\" not found",
         "not allowed to refer RetentionPolicy ops/keep",
-        "Addon of backend",
+        "Addon \"postgres\" not found",
         "target Deployment web not found",
     ] {
         assert!(
@@ -228,6 +230,43 @@ fn an_invalid_spec_is_reported_once_with_field_paths() {
     let config = with_status(config, plan.status);
     let plan = plan_at(&config, &[], &[], "2026-01-01T03:01:00Z");
     assert!(plan.events.is_empty(), "{:?}", plan.events);
+}
+
+#[test]
+fn addon_references_are_checked_against_the_addon() {
+    let config = config();
+    let repos = [ready_repository()];
+    let observed = |addon: Lookup, problems: &[&str]| Observed {
+        config: &config,
+        backends: ready_backends(),
+        addon,
+        addon_problems: problems.iter().map(|p| (*p).to_owned()).collect(),
+        target_found: Some(true),
+        repositories: &repos,
+        sessions: &[],
+        now: at("2026-01-01T03:00:00Z"),
+    };
+    // Task and parameter problems make the spec Invalid, with their field paths.
+    let problem = "spec.sessions[0].addon.tasks[0].params.paths: unknown parameter: task \"logical-backup\" of Addon \"postgres\" takes host, port";
+    let plan = decide(&observed(Lookup::Ready, &[problem]));
+    assert_eq!(plan.status.phase, Some(BackupConfigurationPhase::Invalid));
+    let condition = conditions::get(&plan.status.conditions, VALIDATION_PASSED).expect("condition");
+    assert_eq!(condition.message.as_deref(), Some(problem));
+    assert!(plan.create_sessions.is_empty());
+
+    // A third-party Addon whose component is not verified: NotReady with its reason.
+    let why = "Addon \"postgres\" is not ready: DigestMismatch: the component at https://addons.example/pg.wasm has SHA-256 00";
+    let plan = decide(&observed(Lookup::NotReady(why.to_owned()), &[]));
+    assert_eq!(plan.status.phase, Some(BackupConfigurationPhase::NotReady));
+    assert!(
+        plan.create_sessions.is_empty(),
+        "nothing runs while NotReady"
+    );
+    assert_eq!(plan.events[0].message, why);
+    assert_eq!(plan.status.dependencies[0].found, Some(true));
+
+    let plan = decide(&observed(Lookup::Ready, &[]));
+    assert_eq!(plan.status.phase, Some(BackupConfigurationPhase::Ready));
 }
 
 #[test]

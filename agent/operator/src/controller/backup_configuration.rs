@@ -12,6 +12,7 @@ use stowaway_api::{
 };
 
 use super::{Context, Error, apply, target_exists};
+use crate::admission::{Catalog, check_addon_reference};
 use crate::backup_configuration::{BackendObserved, Lookup, Observed, decide};
 use crate::names;
 
@@ -43,17 +44,7 @@ pub async fn reconcile(
             retention_policy,
         });
     }
-    let addon = match config.spec.sessions.iter().find_map(|s| s.addon.as_ref()) {
-        Some(addon) if ctx.is_builtin_addon(&addon.name) => Lookup::Ready,
-        Some(addon) => {
-            let addons: Api<Addon> = Api::all(client.clone());
-            match addons.get_opt(&addon.name).await? {
-                Some(_) => Lookup::Ready,
-                None => Lookup::Missing,
-            }
-        }
-        None => Lookup::Missing,
-    };
+    let (addon, addon_problems) = addon_lookup(&ctx, &config).await?;
     let target_found = match &config.spec.target {
         Some(target) => target_exists(client, target, &namespace).await,
         None => None,
@@ -81,12 +72,15 @@ pub async fn reconcile(
         config: &config,
         backends,
         addon,
+        addon_problems,
         target_found,
         repositories: &found_repositories,
         sessions: &sessions,
         now: ctx.now(),
     };
     let plan = decide(&observed);
+    // An Addon becoming Ready (its component verified) does not wake the configuration.
+    let addon_wait = (observed.addon != Lookup::Ready).then_some(ADDON_RETRY);
 
     for repo in &plan.create_repositories {
         apply::create(&repositories, repo).await?;
@@ -102,10 +96,70 @@ pub async fn reconcile(
     let configs: Api<BackupConfiguration> = Api::namespaced(client.clone(), &namespace);
     apply::status(&configs, &name, config.status.as_ref(), &plan.status).await?;
     apply::events(&ctx, config.as_ref(), &plan.events).await;
-    Ok(match plan.requeue_after {
-        Some(after) => Action::requeue(after),
-        None => Action::await_change(),
-    })
+    Ok(
+        match plan.requeue_after.into_iter().chain(addon_wait).min() {
+            Some(after) => Action::requeue(after),
+            None => Action::await_change(),
+        },
+    )
+}
+
+/// How soon a configuration whose addon is missing or not ready is looked at again.
+const ADDON_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The sessions' addons: the least ready of them, and the problems of the task references
+/// against the Addon each names (an Addon object of that name, else a built-in addon), with
+/// field paths, checked as the admission webhook checks them.
+async fn addon_lookup(
+    ctx: &Context,
+    config: &BackupConfiguration,
+) -> Result<(Lookup, Vec<String>), Error> {
+    let api: Api<Addon> = Api::all(ctx.client.clone());
+    let mut lookup: Option<Lookup> = None;
+    let mut problems = Vec::new();
+    for (i, session) in config.spec.sessions.iter().enumerate() {
+        // A missing name or task list is a validation problem `decide` reports.
+        let Some(reference) = session
+            .addon
+            .as_ref()
+            .filter(|a| !a.name.is_empty() && !a.tasks.is_empty())
+        else {
+            continue;
+        };
+        let catalog = Catalog {
+            addons: api.get_opt(&reference.name).await?.into_iter().collect(),
+            builtin_addons: ctx.builtin_addons.clone(),
+            ..Catalog::default()
+        };
+        let found = match catalog.resolve_addon(&reference.name) {
+            None => Lookup::Missing,
+            Some(addon) => {
+                problems.extend(
+                    check_addon_reference(
+                        &format!("spec.sessions[{i}].addon"),
+                        reference,
+                        false,
+                        &catalog,
+                    )
+                    .iter()
+                    .map(ToString::to_string),
+                );
+                match crate::addon::readiness(&addon) {
+                    Lookup::NotReady(why) => {
+                        Lookup::NotReady(format!("Addon {:?} is not ready: {why}", reference.name))
+                    }
+                    other => other,
+                }
+            }
+        };
+        lookup = Some(match (lookup, found) {
+            (None, found) => found,
+            (Some(Lookup::Missing), _) | (_, Lookup::Missing) => Lookup::Missing,
+            (Some(Lookup::Ready), found) => found,
+            (Some(worse), _) => worse,
+        });
+    }
+    Ok((lookup.unwrap_or(Lookup::Missing), problems))
 }
 
 async fn storage_lookup(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::addon_registry::{self, BuiltinAddon};
 use crate::job::JobSettings;
 use crate::metrics::Metrics;
 
@@ -22,15 +23,20 @@ pub struct Context {
     pub recorder: Recorder,
     /// How executor Jobs are made.
     pub job: JobSettings,
-    /// Names of the addons built into `stowaway` (they need no Addon object).
-    pub builtin_addons: Vec<String>,
+    /// The addons built into `stowaway`, as they describe themselves (they need no Addon
+    /// object; the leader installs one for each, see [`crate::addon_registry`]).
+    pub builtin_addons: Vec<BuiltinAddon>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }
 
 impl Context {
     /// A context using the system clock.
-    pub fn new(client: kube::Client, job: JobSettings, builtin_addons: Vec<String>) -> Context {
+    pub fn new(
+        client: kube::Client,
+        job: JobSettings,
+        builtin_addons: Vec<BuiltinAddon>,
+    ) -> Context {
         let reporter = Reporter {
             controller: "stowaway-operator".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -60,7 +66,6 @@ impl Context {
     /// KubeStash name of one (`postgres-addon` for `postgres`, `pvc-addon` and
     /// `workload-addon` for `volume`).
     pub fn is_builtin_addon(&self, name: &str) -> bool {
-        let name = crate::names::builtin_addon(name);
-        self.builtin_addons.iter().any(|b| b == name)
+        addon_registry::builtin(name, &self.builtin_addons).is_some()
     }
 }

@@ -1,6 +1,7 @@
 //! Reconciling a Repository: reach its BackupStorage, open the repository with the password of
 //! its encryption Secret (creating it when absent), read its snapshots and size; decide;
-//! apply (finalizer, data wipe-out, Snapshot deletion, status, events).
+//! apply (finalizer, mirrored Snapshot objects, data wipe-out, Snapshot deletion, status,
+//! events).
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::repository::{
     self as decision, Finalize, Observed, Outcome, decide, has_finalizer, is_deleting, is_paused,
     wipe_out_failed,
 };
+use crate::snapshot_mirror;
 use crate::storage_access::{
     self, AccessError, RepositoryError, backend_secret_name, encryption_secret,
     repository_password, repository_storage, storage_access,
@@ -64,6 +66,7 @@ pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Actio
     if plan.add_finalizer {
         apply::add_finalizer(&api, repo.as_ref(), names::FINALIZER).await?;
     }
+    mirror(&snapshots_api, &plan.mirror).await?;
     if let Some(status) = &plan.status {
         apply::status(&api, &name, repo.status.as_ref(), status).await?;
     }
@@ -106,6 +109,27 @@ pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Actio
         return Ok(Action::await_change());
     }
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Carries out the mirroring: creates the objects and writes their status (a subresource),
+/// writes the missing statuses, deletes the mirrored objects of forgotten snapshots.
+async fn mirror(api: &Api<Snapshot>, plan: &snapshot_mirror::Plan) -> Result<(), Error> {
+    for object in &plan.create {
+        let name = object.name_any();
+        apply::create(api, object).await?;
+        if let Some(status) = &object.status {
+            apply::status(api, &name, None, status).await?;
+        }
+        tracing::info!(snapshot = %name, id = ?object.spec.snapshot_id, repository = %object.spec.repository, "mirrored a repository snapshot");
+    }
+    for (name, status) in &plan.repair {
+        apply::status(api, name, None, status).await?;
+    }
+    for name in &plan.delete {
+        apply::delete(api, name).await?;
+        tracing::info!(snapshot = %name, "deleted a mirrored Snapshot object: its snapshot is gone from the repository");
+    }
+    Ok(())
 }
 
 /// The storage of the repository (its path inside its BackupStorage), or the problem that

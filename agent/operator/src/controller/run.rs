@@ -16,11 +16,11 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use stowaway_api::{
-    BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
+    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
 };
 
 use super::{
-    Context, Error, backup_blueprint, backup_configuration, backup_session, backup_storage,
+    Context, Error, addon, backup_blueprint, backup_configuration, backup_session, backup_storage,
     repository, restore_session, snapshot,
 };
 use crate::health::{self, Health};
@@ -112,10 +112,31 @@ pub async fn run(ctx: Context, settings: Settings) -> Result<(), RunError> {
     tracing::info!(lease = %settings.lease_name, identity = %settings.identity, "leading");
 
     let ctx = Arc::new(ctx);
+    tokio::spawn(install_builtin_addons(ctx.clone()));
     let renew = keep_lease(&elector, &ctx, settings.lease_duration);
     tokio::select! {
         () = controllers(ctx.clone()) => Ok(()),
         lost = renew => Err(lost),
+    }
+}
+
+/// Installs the built-in addons' Addon and Function objects, retrying until it succeeds.
+async fn install_builtin_addons(ctx: Arc<Context>) {
+    loop {
+        match addon::install_builtins(&ctx).await {
+            Ok(written) => {
+                tracing::info!(
+                    addons = ctx.builtin_addons.len(),
+                    written,
+                    "built-in addons installed"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install the built-in addons; retrying in 30s");
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        }
     }
 }
 
@@ -236,7 +257,15 @@ async fn controllers(ctx: Arc<Context>) {
     .shutdown_on_signal()
     .run(snapshot::reconcile, error_policy("Snapshot"), ctx.clone())
     .for_each(|result| async move { log("Snapshot", result) });
+    let addons = Controller::new(
+        Api::<Addon>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(addon::reconcile, error_policy("Addon"), ctx.clone())
+    .for_each(|result| async move { log("Addon", result) });
     tokio::join!(
+        addons,
         snapshots,
         storages,
         repositories,

@@ -1,7 +1,10 @@
 //! Helpers shared by the operator's integration tests.
 
+#![allow(dead_code, reason = "each test binary uses some of the helpers")]
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Client, ResourceExt};
+use stowaway_operator::addon_registry::{AddonParameter, BuiltinAddon};
 
 /// The fake API server cannot serve `GET /api/v1/namespaces/NAME` (it reads `namespaces` as
 /// the start of a namespaced path), so this layer answers those requests and passes every
@@ -38,4 +41,83 @@ pub fn with_namespaces(inner: Client, namespaces: Vec<Namespace>) -> Client {
         }
     });
     Client::new(service, "default")
+}
+
+/// The fake API server takes every custom kind for a namespaced one, so cluster-scoped kinds
+/// (Addon, Function) cannot be written through their real paths. This layer sends requests
+/// for the kinds of `group` to namespace `default` of the fake server (where objects without
+/// a namespace are loaded), and passes every other one on.
+pub fn cluster_scoped(inner: Client, group: &'static str) -> Client {
+    let service = tower::service_fn(move |mut request: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        async move {
+            let prefix = format!("/apis/{group}/");
+            let path = request.uri().path().to_owned();
+            if let Some(rest) = path.strip_prefix(&prefix)
+                && let Some((version, resource)) = rest.split_once('/')
+                && !resource.starts_with("namespaces/")
+            {
+                let query = request
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
+                let rewritten = format!("{prefix}{version}/namespaces/default/{resource}{query}");
+                *request.uri_mut() = rewritten.parse().expect("uri");
+            }
+            inner.send(request).await
+        }
+    });
+    Client::new(service, "default")
+}
+
+/// The built-in addons as they describe themselves (`stowaway addon describe`), shortened to
+/// the parameters the tests use; the `stowaway` crate checks the real descriptions.
+pub fn builtin_addons() -> Vec<BuiltinAddon> {
+    let param = |name: &str, kind: &str, default: Option<&str>| AddonParameter {
+        name: name.into(),
+        kind: kind.into(),
+        description: format!("the {name}"),
+        default: default.map(str::to_owned),
+    };
+    let addon = |name: &str, digest: char, parameters: Vec<AddonParameter>| BuiltinAddon {
+        name: name.into(),
+        version: "0.1.0".into(),
+        description: format!("the {name} addon"),
+        digest: std::iter::repeat_n(digest, 64).collect(),
+        target_kinds: vec![name.into()],
+        backup: true,
+        restore: true,
+        parameters,
+    };
+    vec![
+        addon(
+            "volume",
+            'a',
+            vec![
+                param("exclude", "text-list", Some("")),
+                param("restore-owner", "boolean", Some("true")),
+                param("overwrite", "boolean", Some("true")),
+            ],
+        ),
+        addon(
+            "postgres",
+            'b',
+            vec![
+                param("host", "text", None),
+                param("port", "integer", Some("5432")),
+                param("backupCmd", "text", Some("pg_dumpall")),
+                param("args", "text", Some("")),
+            ],
+        ),
+        addon(
+            "mysql",
+            'c',
+            vec![
+                param("host", "text", None),
+                param("port", "integer", Some("3306")),
+                param("databases", "text-list", Some("")),
+            ],
+        ),
+    ]
 }

@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use stowaway_operator::controller::{self, Context, Settings};
 use stowaway_operator::job::JobSettings;
 
+use super::Global;
+
 /// Run the operator: reconcile Stowaway's custom resources (one replica leads, through a Lease).
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -45,7 +47,7 @@ pub(crate) struct Args {
     webhook_address: SocketAddr,
 }
 
-pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
+pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     if args.lease_duration < Duration::from_secs(3) {
         anyhow::bail!("--lease-duration must be at least 3s");
     }
@@ -74,9 +76,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<u8> {
         service_account: args.job_service_account,
         ..JobSettings::default()
     };
-    let builtin = stowaway_addons::builtin_names()
-        .map(str::to_owned)
-        .collect();
+    // The built-in addons describe themselves once (compiled, or loaded from --cache-dir);
+    // the operator installs Addon and Function objects from the descriptions and checks
+    // configurations against them, without running any addon.
+    let runtime = crate::addons::runtime(g)?;
+    let builtin =
+        tokio::task::spawn_blocking(move || crate::addons::builtin_descriptions(&runtime))
+            .await
+            .context("describing the built-in addons")??;
+    for addon in &builtin {
+        tracing::info!(addon = %addon.name, version = %addon.version, digest = %addon.digest, "built-in addon");
+    }
     let ctx = Context::new(client, job, builtin);
     let settings = Settings {
         namespace: args.namespace,
