@@ -32,7 +32,7 @@ use std::fmt;
 
 use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPolicy};
 
-pub use backup::{validate_backup_configuration, validate_backup_session};
+pub use backup::{validate_backup_batch, validate_backup_configuration, validate_backup_session};
 pub use defaults::{
     DEFAULT_BACKEND_NAME, default_backup_blueprint, default_backup_configuration,
     default_backup_storage, default_hook_template, default_retention_policy,

@@ -12,10 +12,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use stowaway_api::common::TypedObjectReference;
-use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession};
+use stowaway_api::{BackupSession, RestoreSession};
 
 use crate::backup_configuration::managed_labels;
 use crate::duration::parse_duration;
+use crate::invoker::{Invoker, Member};
 use crate::names;
 
 /// How the operator runs executor Jobs (from its own configuration).
@@ -42,9 +43,13 @@ impl Default for JobSettings {
 /// Where a PersistentVolumeClaim target is mounted in the Job.
 pub const TARGET_MOUNT: &str = "/stowaway/target";
 
-/// Name of the Job of a BackupSession.
-pub fn backup_job_name(session: &BackupSession) -> String {
-    names::object_name(&["backup", &session.name_any()])
+/// Name of the Job of a BackupSession (of one member, for a BackupBatch).
+pub fn backup_job_name(session: &BackupSession, member: Option<&str>) -> String {
+    let name = session.name_any();
+    match member {
+        Some(member) => names::object_name(&["backup", &name, member]),
+        None => names::object_name(&["backup", &name]),
+    }
 }
 
 /// Name of the Job of a RestoreSession.
@@ -52,26 +57,32 @@ pub fn restore_job_name(session: &RestoreSession) -> String {
     names::object_name(&["restore", &session.name_any()])
 }
 
-/// The Job running `stowaway execute backup` for `session`.
+/// The Job running `stowaway execute backup` for `session` (for a BackupBatch, for one
+/// member: `--member NAME`, the member's target mounted).
 pub fn backup_job(
     session: &BackupSession,
-    config: &BackupConfiguration,
+    invoker: Invoker<'_>,
+    member: &Member<'_>,
     settings: &JobSettings,
 ) -> Job {
     let mut labels = managed_labels();
-    labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
+    labels.insert(names::INVOKER_NAME_LABEL.into(), invoker.name());
     labels.insert(
         names::SESSION_NAME_LABEL.into(),
         session.spec.session.clone(),
     );
     labels.insert("stowaway.dev/backup-session".into(), session.name_any());
+    if let Some(member) = member.name {
+        labels.insert(names::BATCH_MEMBER_LABEL.into(), member.to_owned());
+    }
     executor_job(
         &ExecutorJob {
-            name: backup_job_name(session),
+            name: backup_job_name(session, member.name),
             action: "backup",
             session: session.name_any(),
+            member: member.name,
             namespace: session.namespace().unwrap_or_default(),
-            target: config.spec.target.as_ref(),
+            target: member.target,
             timeout: session.spec.backup_timeout.as_deref(),
             labels,
             owner: session.controller_owner_ref(&()),
@@ -90,6 +101,7 @@ pub fn restore_job(session: &RestoreSession, settings: &JobSettings) -> Job {
             name: restore_job_name(session),
             action: "restore",
             session: session.name_any(),
+            member: None,
             namespace: session.namespace().unwrap_or_default(),
             target: session.spec.target.as_ref(),
             timeout: session.spec.restore_timeout.as_deref(),
@@ -106,6 +118,8 @@ struct ExecutorJob<'a> {
     /// `backup` or `restore` (the `stowaway execute` subcommand).
     action: &'static str,
     session: String,
+    /// The BackupBatch member the Job backs up.
+    member: Option<&'a str>,
     namespace: String,
     target: Option<&'a TypedObjectReference>,
     timeout: Option<&'a str>,
@@ -173,18 +187,22 @@ fn executor_job(job: &ExecutorJob<'_>, settings: &JobSettings) -> Job {
         .and_then(|t| parse_duration(t).ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .filter(|s| *s > 0);
+    let mut args = vec![
+        "execute".into(),
+        job.action.into(),
+        "--namespace".into(),
+        job.namespace.clone(),
+        "--session".into(),
+        job.session.clone(),
+    ];
+    if let Some(member) = job.member {
+        args.extend(["--member".into(), member.to_owned()]);
+    }
     let container = Container {
         name: "stowaway".into(),
         image: Some(settings.image.clone()),
         image_pull_policy: settings.image_pull_policy.clone(),
-        args: Some(vec![
-            "execute".into(),
-            job.action.into(),
-            "--namespace".into(),
-            job.namespace.clone(),
-            "--session".into(),
-            job.session.clone(),
-        ]),
+        args: Some(args),
         env: Some(env),
         volume_mounts: Some(mounts),
         security_context: Some(SecurityContext {

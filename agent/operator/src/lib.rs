@@ -6,6 +6,7 @@
 //! and [`admission`] holds the defaulting and validation rules of the admission webhook.
 
 pub mod admission;
+pub mod backup_batch;
 pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
@@ -18,6 +19,7 @@ pub mod executor;
 pub mod health;
 pub mod hooks;
 pub mod http;
+pub mod invoker;
 pub mod job;
 pub mod leader;
 pub mod metrics;

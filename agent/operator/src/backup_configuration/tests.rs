@@ -47,10 +47,10 @@ fn plan_at(
     now: &str,
 ) -> Plan {
     decide(&Observed {
-        config,
+        invoker: Invoker::Configuration(config),
         backends: ready_backends(),
-        addon: Lookup::Ready,
-        target_found: Some(true),
+        addons: vec![("postgres".into(), Lookup::Ready)],
+        targets_found: vec![Some(true)],
         repositories,
         sessions,
         now: at(now),
@@ -163,7 +163,7 @@ fn missing_references_leave_it_not_ready_with_the_reason() {
     let config = config();
     let repos = [ready_repository()];
     let plan = decide(&Observed {
-        config: &config,
+        invoker: Invoker::Configuration(&config),
         backends: vec![BackendObserved {
             name: "s3".into(),
             storage: Lookup::Missing,
@@ -171,8 +171,8 @@ fn missing_references_leave_it_not_ready_with_the_reason() {
                 "namespace demo is not allowed to refer RetentionPolicy ops/keep: check its usagePolicy".into(),
             )),
         }],
-        addon: Lookup::Missing,
-        target_found: Some(false),
+        addons: vec![("postgres".into(), Lookup::Missing)],
+        targets_found: vec![Some(false)],
         repositories: &repos,
         sessions: &[],
         now: at("2026-01-01T03:00:00Z"),
@@ -394,9 +394,10 @@ fn retries_are_set_from_the_retry_config() {
         delay: Some("1m".into()),
     });
     config.spec.sessions[0].backup_timeout = Some("2h".into());
+    let invoker = Invoker::Configuration(&config);
     let session = new_session(
-        &config,
-        &config.spec.sessions[0],
+        invoker,
+        &invoker.sessions()[0],
         at("2026-01-01T02:00:00Z"),
         "schedule",
     );

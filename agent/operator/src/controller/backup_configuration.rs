@@ -1,4 +1,4 @@
-//! Reconciling a BackupConfiguration: look up its storages, policies, addon, target,
+//! Reconciling a BackupConfiguration or a BackupBatch: look up its storages, policies, addon, target,
 //! repositories and sessions; decide; apply.
 
 use std::sync::Arc;
@@ -6,13 +6,16 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use stowaway_api::common::{ObjectReference, ReadinessPhase};
+use stowaway_api::backup_batch::BackupBatchStatus;
+use stowaway_api::common::{ObjectReference, ReadinessPhase, ResourceFoundStatus};
 use stowaway_api::{
-    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RetentionPolicy,
+    Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository,
+    RetentionPolicy,
 };
 
 use super::{Context, Error, apply, target_exists};
-use crate::backup_configuration::{BackendObserved, Lookup, Observed, decide};
+use crate::backup_configuration::{BackendObserved, Lookup, Observed, Plan, decide};
+use crate::invoker::Invoker;
 use crate::names;
 
 /// Reconciles one BackupConfiguration.
@@ -20,15 +23,65 @@ pub async fn reconcile(
     config: Arc<BackupConfiguration>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let name = config.name_any();
-    let namespace = config.namespace().ok_or_else(|| Error::NoNamespace {
-        kind: "BackupConfiguration",
-        name: name.clone(),
-    })?;
+    let (plan, _, action) = plan(Invoker::Configuration(&config), &ctx).await?;
+    let api: Api<BackupConfiguration> = Api::namespaced(
+        ctx.client.clone(),
+        &namespace_of(Invoker::Configuration(&config))?,
+    );
+    apply::status(
+        &api,
+        &config.name_any(),
+        config.status.as_ref(),
+        &plan.status,
+    )
+    .await?;
+    apply::events(&ctx, config.as_ref(), &plan.events).await;
+    Ok(action)
+}
+
+/// Reconciles one BackupBatch: the same decisions as a configuration's, over every member.
+pub async fn reconcile_batch(batch: Arc<BackupBatch>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let invoker = Invoker::Batch(&batch);
+    let (plan, targets_found, action) = plan(invoker, &ctx).await?;
+    let status = BackupBatchStatus {
+        common: plan.status,
+        targets: invoker
+            .targets()
+            .into_iter()
+            .zip(targets_found)
+            .filter_map(|((_, target), found)| {
+                target.map(|t| ResourceFoundStatus {
+                    reference: t.clone(),
+                    found,
+                })
+            })
+            .collect(),
+    };
+    let api: Api<BackupBatch> = Api::namespaced(ctx.client.clone(), &namespace_of(invoker)?);
+    apply::status(&api, &batch.name_any(), batch.status.as_ref(), &status).await?;
+    apply::events(&ctx, batch.as_ref(), &plan.events).await;
+    Ok(action)
+}
+
+fn namespace_of(invoker: Invoker<'_>) -> Result<String, Error> {
+    invoker.namespace().ok_or_else(|| Error::NoNamespace {
+        kind: invoker.kind(),
+        name: invoker.name(),
+    })
+}
+
+/// Gathers what the invoker refers to, decides, and creates and deletes what the plan says;
+/// the caller writes the status.
+async fn plan(
+    invoker: Invoker<'_>,
+    ctx: &Context,
+) -> Result<(Plan, Vec<Option<bool>>, Action), Error> {
+    let name = invoker.name();
+    let namespace = namespace_of(invoker)?;
     let client = &ctx.client;
 
     let mut backends = Vec::new();
-    for backend in &config.spec.backends {
+    for backend in invoker.backends() {
         let storage = match &backend.storage_ref {
             Some(r) => storage_lookup(client, r, &namespace).await?,
             None => Lookup::Missing,
@@ -43,45 +96,60 @@ pub async fn reconcile(
             retention_policy,
         });
     }
-    let addon = match config.spec.sessions.iter().find_map(|s| s.addon.as_ref()) {
-        Some(addon) if ctx.is_builtin_addon(&addon.name) => Lookup::Ready,
-        Some(addon) => {
-            let addons: Api<Addon> = Api::all(client.clone());
-            match addons.get_opt(&addon.name).await? {
+    let sessions_spec = invoker.sessions();
+    let mut addon_names: Vec<String> = sessions_spec
+        .iter()
+        .flat_map(|s| s.members.iter().filter_map(|m| m.addon))
+        .map(|a| a.name.clone())
+        .collect();
+    addon_names.dedup();
+    let mut addons: Vec<(String, Lookup)> = Vec::new();
+    for name in addon_names {
+        if addons.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let lookup = if ctx.is_builtin_addon(&name) {
+            Lookup::Ready
+        } else {
+            let api: Api<Addon> = Api::all(client.clone());
+            match api.get_opt(&name).await? {
                 Some(_) => Lookup::Ready,
                 None => Lookup::Missing,
             }
-        }
-        None => Lookup::Missing,
-    };
-    let target_found = match &config.spec.target {
-        Some(target) => target_exists(client, target, &namespace).await,
-        None => None,
-    };
+        };
+        addons.push((name, lookup));
+    }
+    let mut targets_found = Vec::new();
+    for (_, target) in invoker.targets() {
+        targets_found.push(match target {
+            Some(target) => target_exists(client, target, &namespace).await,
+            None => None,
+        });
+    }
     let repositories: Api<Repository> = Api::namespaced(client.clone(), &namespace);
-    let wanted: Vec<&str> = config
-        .spec
-        .sessions
+    let repository_names: Vec<String> = sessions_spec
         .iter()
-        .flat_map(|s| s.repositories.iter().map(|r| r.name.as_str()))
+        .flat_map(|s| s.repositories().map(|(_, r)| r.name.clone()))
         .collect();
     let mut found_repositories = Vec::new();
-    for repo in wanted {
-        if let Some(r) = repositories.get_opt(repo).await? {
+    for repo in repository_names {
+        if let Some(r) = repositories.get_opt(&repo).await? {
             found_repositories.push(r);
         }
     }
     let sessions_api: Api<BackupSession> = Api::namespaced(client.clone(), &namespace);
-    let sessions = sessions_api
+    let mut sessions: Vec<BackupSession> = sessions_api
         .list(&ListParams::default().labels(&format!("{}={}", names::INVOKER_NAME_LABEL, name)))
         .await?
         .items;
+    let kind = invoker.kind();
+    sessions.retain(|s| s.spec.invoker.kind == kind);
 
     let observed = Observed {
-        config: &config,
+        invoker,
         backends,
-        addon,
-        target_found,
+        addons,
+        targets_found: targets_found.clone(),
         repositories: &found_repositories,
         sessions: &sessions,
         now: ctx.now(),
@@ -99,13 +167,11 @@ pub async fn reconcile(
     for session in &plan.delete_sessions {
         apply::delete(&sessions_api, session).await?;
     }
-    let configs: Api<BackupConfiguration> = Api::namespaced(client.clone(), &namespace);
-    apply::status(&configs, &name, config.status.as_ref(), &plan.status).await?;
-    apply::events(&ctx, config.as_ref(), &plan.events).await;
-    Ok(match plan.requeue_after {
+    let action = match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
-    })
+    };
+    Ok((plan, targets_found, action))
 }
 
 async fn storage_lookup(

@@ -16,7 +16,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use stowaway_api::{
-    BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
+    BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
+    Snapshot,
 };
 
 use super::{
@@ -153,6 +154,21 @@ async fn controllers(ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|result| async move { log("BackupConfiguration", result) });
+    let batches = Controller::new(
+        Api::<BackupBatch>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<BackupSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(
+        backup_configuration::reconcile_batch,
+        error_policy("BackupBatch"),
+        ctx.clone(),
+    )
+    .for_each(|result| async move { log("BackupBatch", result) });
     let sessions = Controller::new(
         Api::<BackupSession>::all(client.clone()),
         watcher::Config::default(),
@@ -241,6 +257,7 @@ async fn controllers(ctx: Arc<Context>) {
         storages,
         repositories,
         configs,
+        batches,
         sessions,
         restores,
         auto_backup::<Deployment>(ctx.clone()),
