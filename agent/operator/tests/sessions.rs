@@ -20,7 +20,7 @@ use stowaway_api::backup_configuration::BackupConfigurationPhase;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::{
-    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
+    Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
     RetentionPolicy, Snapshot,
 };
 use stowaway_operator::controller::{self, Context};
@@ -90,6 +90,8 @@ spec:
             .with_status_subresource::<Snapshot>()
             .with_resource::<BackupConfiguration>()
             .with_status_subresource::<BackupConfiguration>()
+            .with_resource::<BackupBatch>()
+            .with_status_subresource::<BackupBatch>()
             .with_resource::<BackupSession>()
             .with_status_subresource::<BackupSession>()
             .with_resource::<stowaway_api::HookTemplate>()
@@ -716,4 +718,170 @@ async fn a_failing_pre_hook_fails_the_session_without_reading_data() {
         snapshot.status.and_then(|s| s.phase),
         Some(RunPhase::Failed)
     );
+}
+
+/// A batch `shop`: member `web` (Deployment web, with a sidecar) and member `data` (PVC
+/// uploads, no sidecar), one session, one repository each.
+async fn add_batch(h: &Harness) {
+    let batch: BackupBatch = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupBatch
+metadata: {name: shop, namespace: demo}
+spec:
+  backends:
+    - {name: local, storageRef: {name: store}, retentionPolicy: {name: keep}}
+  targets:
+    - {name: web, appRef: {apiGroup: apps, kind: Deployment, name: web}}
+    - {name: data, appRef: {kind: PersistentVolumeClaim, name: uploads}}
+  sessions:
+    - name: nightly
+      scheduler: {schedule: "0 1 * * *"}
+      targets:
+        - name: web
+          addon: {name: postgres-addon, tasks: [{name: logical-backup}]}
+          repositories: [{name: shop-web, backend: local, directory: /shop/web}]
+        - name: data
+          addon: {name: pvc-addon, tasks: [{name: logical-backup}]}
+          repositories: [{name: shop-data, backend: local, directory: /shop/data}]
+"#,
+    );
+    h.api::<BackupBatch>()
+        .create(&Default::default(), &batch)
+        .await
+        .expect("batch");
+    let mut pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
+    pvc.metadata.name = Some("uploads".into());
+    h.api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>()
+        .create(&Default::default(), &pvc)
+        .await
+        .expect("pvc");
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("web-1".into());
+    pod.metadata.labels = Some(
+        [(
+            "stowaway.dev/sidecar-target".to_owned(),
+            "deployment.web".to_owned(),
+        )]
+        .into(),
+    );
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase: Some("Running".into()),
+        ..Default::default()
+    });
+    h.api::<Pod>()
+        .create(&Default::default(), &pod)
+        .await
+        .expect("pod");
+}
+
+async fn reconcile_batch(h: &Harness) -> BackupBatch {
+    let api: Api<BackupBatch> = h.api();
+    let batch = api.get("shop").await.expect("batch");
+    controller::backup_configuration::reconcile_batch(Arc::new(batch), h.ctx.clone())
+        .await
+        .expect("reconcile batch");
+    api.get("shop").await.expect("batch")
+}
+
+#[tokio::test]
+async fn a_batch_backs_up_its_members_in_one_session_with_the_sidecar_and_a_job() {
+    let h = Harness::new().await;
+    add_batch(&h).await;
+
+    // Repositories for each member, with that member's target.
+    let batch = reconcile_batch(&h).await;
+    let status = batch.status.expect("status");
+    assert_eq!(status.common.phase, Some(BackupConfigurationPhase::NotReady));
+    let found: Vec<(String, Option<bool>)> = status
+        .targets
+        .iter()
+        .map(|t| (t.reference.name.clone(), t.found))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("web".into(), Some(true)), ("uploads".into(), Some(true))]
+    );
+    let repos: Api<Repository> = h.api();
+    for (repo, target) in [("shop-web", "web"), ("shop-data", "uploads")] {
+        let r = repos.get(repo).await.expect("repository created");
+        assert_eq!(r.spec.app_ref.name, target);
+        let patch = serde_json::json!({"status": {"phase": "Ready"}});
+        repos
+            .patch_status(repo, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("repository status");
+    }
+
+    // Ready: the initial run, one BackupSession for the whole batch.
+    let batch = reconcile_batch(&h).await;
+    assert_eq!(
+        batch.status.expect("status").common.phase,
+        Some(BackupConfigurationPhase::Ready)
+    );
+    let sessions: Vec<BackupSession> = h
+        .sessions()
+        .await
+        .into_iter()
+        .filter(|s| s.spec.invoker.kind == "BackupBatch")
+        .collect();
+    assert_eq!(sessions.len(), 1);
+    let name = sessions[0].name_any();
+
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Running));
+    assert_eq!(status.total_snapshots, Some(2));
+    for (repo, member) in [("shop-web", "web"), ("shop-data", "data")] {
+        let snapshot: Snapshot = h
+            .api()
+            .get(&format!("{repo}-{name}"))
+            .await
+            .expect("snapshot per member");
+        assert_eq!(
+            snapshot.labels().get("stowaway.dev/batch-member").map(String::as_str),
+            Some(member)
+        );
+    }
+    // The sidecar takes member web; member data gets a Job with its PVC mounted read-only.
+    let jobs = h
+        .api::<Job>()
+        .list(&ListParams::default())
+        .await
+        .expect("jobs")
+        .items;
+    let job_names: Vec<String> = jobs.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(job_names, vec![format!("backup-{name}-data")]);
+    let pod = jobs[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec");
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    assert_eq!(&args[args.len() - 2..], ["--member", "data"]);
+    let claim = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.persistent_volume_claim.as_ref())
+        .expect("the PVC volume");
+    assert_eq!(
+        (claim.claim_name.as_str(), claim.read_only),
+        ("uploads", Some(true))
+    );
+
+    // One member done is not enough; both done is a success.
+    h.finish_snapshot(&format!("shop-web-{name}"), "Succeeded", "1.00 MiB")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    assert_eq!(
+        session.status.expect("status").phase,
+        Some(BackupSessionPhase::Running)
+    );
+    h.finish_snapshot(&format!("shop-data-{name}"), "Succeeded", "3.00 MiB")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Succeeded));
+    assert_eq!(status.size.as_deref(), Some("4.00 MiB"));
 }
