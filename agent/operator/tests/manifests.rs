@@ -17,8 +17,8 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use stowaway_api::{
-    Addon, BackupBatch, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage, HookTemplate,
-    Repository, RestoreSession, RetentionPolicy,
+    Addon, BackupBatch, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage,
+    HookTemplate, Repository, RestoreSession, RetentionPolicy,
 };
 use stowaway_operator::admission::{self, Catalog, FieldError};
 

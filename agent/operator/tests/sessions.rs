@@ -20,8 +20,8 @@ use stowaway_api::backup_configuration::BackupConfigurationPhase;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::{
-    Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
-    RetentionPolicy, Snapshot,
+    Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository,
+    RestoreSession, RetentionPolicy, Snapshot,
 };
 use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
@@ -153,6 +153,15 @@ spec:
             .await
             .expect("reconcile session");
         api.get(name).await.expect("session")
+    }
+
+    async fn reconcile_restore(&self, name: &str) -> RestoreSession {
+        let api: Api<RestoreSession> = self.api();
+        let restore = api.get(name).await.expect("restore");
+        controller::restore_session::reconcile(Arc::new(restore), self.ctx.clone())
+            .await
+            .expect("reconcile restore");
+        api.get(name).await.expect("restore")
     }
 
     async fn sessions(&self) -> Vec<BackupSession> {
@@ -792,7 +801,10 @@ async fn a_batch_backs_up_its_members_in_one_session_with_the_sidecar_and_a_job(
     // Repositories for each member, with that member's target.
     let batch = reconcile_batch(&h).await;
     let status = batch.status.expect("status");
-    assert_eq!(status.common.phase, Some(BackupConfigurationPhase::NotReady));
+    assert_eq!(
+        status.common.phase,
+        Some(BackupConfigurationPhase::NotReady)
+    );
     let found: Vec<(String, Option<bool>)> = status
         .targets
         .iter()
@@ -839,7 +851,10 @@ async fn a_batch_backs_up_its_members_in_one_session_with_the_sidecar_and_a_job(
             .await
             .expect("snapshot per member");
         assert_eq!(
-            snapshot.labels().get("stowaway.dev/batch-member").map(String::as_str),
+            snapshot
+                .labels()
+                .get("stowaway.dev/batch-member")
+                .map(String::as_str),
             Some(member)
         );
     }
@@ -884,4 +899,50 @@ async fn a_batch_backs_up_its_members_in_one_session_with_the_sidecar_and_a_job(
     let status = session.status.expect("status");
     assert_eq!(status.phase, Some(BackupSessionPhase::Succeeded));
     assert_eq!(status.size.as_deref(), Some("4.00 MiB"));
+
+    // The run restored together: one member restore each, the batch paused meanwhile.
+    let restore: RestoreSession = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {name: back, namespace: demo}
+spec:
+  dataSource:
+    batch: {name: shop}
+"#,
+    );
+    let restores: Api<RestoreSession> = h.api();
+    restores
+        .create(&Default::default(), &restore)
+        .await
+        .expect("restore");
+    let back = h.reconcile_restore("back").await;
+    assert_eq!(
+        back.status.as_ref().and_then(|s| s.phase),
+        Some(stowaway_api::restore_session::RestorePhase::Running)
+    );
+    let batch: BackupBatch = h.api().get("shop").await.expect("batch");
+    assert_eq!(batch.spec.paused, Some(true));
+    for (child, snapshot) in [
+        ("back-web", format!("shop-web-{name}")),
+        ("back-data", format!("shop-data-{name}")),
+    ] {
+        let c = restores.get(child).await.expect("member restore");
+        assert_eq!(
+            c.spec.data_source.snapshot.as_deref(),
+            Some(snapshot.as_str())
+        );
+        let patch = serde_json::json!({"status": {"phase": "Succeeded"}});
+        restores
+            .patch_status(child, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("member status");
+    }
+    let back = h.reconcile_restore("back").await;
+    assert_eq!(
+        back.status.as_ref().and_then(|s| s.phase),
+        Some(stowaway_api::restore_session::RestorePhase::Succeeded)
+    );
+    let batch: BackupBatch = h.api().get("shop").await.expect("batch");
+    assert_eq!(batch.spec.paused, Some(false));
 }

@@ -7,9 +7,11 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
+use stowaway_api::restore_session::BatchRestoreSource;
+use stowaway_api::{BackupBatch, BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
 use super::{Context, Error, apply, has_sidecar, target_exists};
+use crate::batch_restore;
 use crate::executor::Executor;
 use crate::job::{job_state, restore_job, restore_job_name};
 use crate::names;
@@ -22,6 +24,9 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         kind: "RestoreSession",
         name: name.clone(),
     })?;
+    if let Some(source) = &session.spec.data_source.batch {
+        return reconcile_batch(&session, source, &namespace, &ctx).await;
+    }
     let client = &ctx.client;
     let source_ns = session
         .spec
@@ -119,6 +124,67 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
     let restores: Api<RestoreSession> = Api::namespaced(client.clone(), &namespace);
     apply::status(&restores, &name, session.status.as_ref(), &plan.status).await?;
     apply::events(&ctx, session.as_ref(), &plan.events).await;
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
+}
+
+/// Reconciles a batch restore: the batch, its runs and snapshots, the member restores.
+async fn reconcile_batch(
+    session: &RestoreSession,
+    source: &BatchRestoreSource,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let name = session.name_any();
+    let batches: Api<BackupBatch> = Api::namespaced(client.clone(), namespace);
+    let batch = batches.get_opt(&source.name).await?;
+    let by_invoker =
+        ListParams::default().labels(&format!("{}={}", names::INVOKER_NAME_LABEL, source.name));
+    let mut backup_sessions = Api::<BackupSession>::namespaced(client.clone(), namespace)
+        .list(&by_invoker)
+        .await?
+        .items;
+    backup_sessions.retain(|s| s.spec.invoker.kind == "BackupBatch");
+    let snapshots = Api::<Snapshot>::namespaced(client.clone(), namespace)
+        .list(&by_invoker)
+        .await?
+        .items;
+    let restores: Api<RestoreSession> = Api::namespaced(client.clone(), namespace);
+    let children = restores
+        .list(&ListParams::default().labels(&format!("{}={}", batch_restore::PARENT_LABEL, name)))
+        .await?
+        .items;
+    let plan = batch_restore::decide(
+        &batch_restore::Observed {
+            session,
+            batch: batch.as_ref(),
+            backup_sessions: &backup_sessions,
+            snapshots: &snapshots,
+            children: &children,
+            now: ctx.now(),
+        },
+        source,
+    );
+    if plan.pause_batch || plan.resume_batch {
+        let patch = serde_json::json!({ "spec": { "paused": plan.pause_batch } });
+        match batches
+            .patch(&source.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for child in &plan.create_children {
+        apply::create(&restores, child).await?;
+        tracing::info!(restore = %child.name_any(), batch_restore = %name, "created member restore");
+    }
+    apply::status(&restores, &name, session.status.as_ref(), &plan.status).await?;
+    apply::events(ctx, session, &plan.events).await;
     Ok(match plan.requeue_after {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),

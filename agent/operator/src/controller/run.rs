@@ -195,6 +195,11 @@ async fn controllers(ctx: Arc<Context>) {
         watcher::Config::default(),
     )
     .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
+    // A batch restore owns its member restores.
+    .owns(
+        Api::<RestoreSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
     .shutdown_on_signal()
     .run(
         restore_session::reconcile,
