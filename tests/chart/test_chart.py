@@ -27,7 +27,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -44,6 +44,8 @@ KUBE_VERSIONS = ["1.27.0", "1.37.0"]
 FOREIGN_GROUPS = {"cert-manager.io", "monitoring.coreos.com"}
 
 CERT_MANAGER = {"webhook": {"certificate": {"mode": "certManager"}}}
+# Most options at once.
+FULL = yaml.safe_load((CHART / "ci" / "full-values.yaml").read_text())
 NO_WEBHOOK = {"webhook": {"enabled": False}}
 
 
@@ -112,15 +114,6 @@ def crd_kinds() -> dict[str, tuple[str, str]]:
     return result
 
 
-def allowed(rules: list[dict], group: str, resource: str, verb: str) -> bool:
-    return any(
-        group in r.get("apiGroups", [])
-        and resource in r.get("resources", [])
-        and verb in r.get("verbs", [])
-        for r in rules
-    )
-
-
 def granted(rules: list[dict]) -> set[tuple[str, str, str]]:
     """Every (group, resource, verb) the rules grant; wildcards fail the test."""
     out = set()
@@ -157,8 +150,8 @@ def test_chart_version_follows_the_workspace():
 
 @pytest.mark.parametrize(
     "values",
-    [None, CERT_MANAGER, NO_WEBHOOK, {"metrics": {"serviceMonitor": {"enabled": True}}}],
-    ids=["default", "certManager", "no-webhook", "serviceMonitor"],
+    [None, CERT_MANAGER, NO_WEBHOOK, FULL],
+    ids=["default", "certManager", "no-webhook", "full"],
 )
 def test_lint_is_clean(values):
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE)
@@ -259,15 +252,9 @@ def test_rendered_kinds(values, changes):
         CERT_MANAGER,
         {"webhook": {"certificate": {"mode": "secret", "secret": {"name": "t", "caBundle": "Q0E="}}}},
         NO_WEBHOOK,
-        {
-            "executor": {"namespaces": ["team-a"]},
-            "metrics": {"serviceMonitor": {"enabled": True}},
-            "operator": {"logLevel": "debug", "extraEnv": [{"name": "A", "value": "b"}]},
-            "webhook": {"namespaceSelector": {"matchLabels": {"backups": "on"}}},
-            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
-        },
+        FULL,
     ],
-    ids=["helm", "certManager", "secret", "no-webhook", "options"],
+    ids=["helm", "certManager", "secret", "no-webhook", "full"],
 )
 def test_objects_pass_the_kubernetes_schemas(values, kube_version):
     skipped = set()
@@ -458,39 +445,75 @@ def accepted_flags() -> set[str]:
 def test_operator_args_are_flags_it_accepts():
     flags = accepted_flags()
     assert {"--image", "--health-address", "--webhook-cert"} <= flags
-    for values in (None, NO_WEBHOOK, {"operator": {"extraArgs": ["--lease-duration=20s"]}}):
+    for values in (None, NO_WEBHOOK, FULL):
         args = container(render(values))["args"]
         assert args[0] == "operator"
         used = {a.partition("=")[0] for a in args[1:]}
         assert used <= flags, f"not flags of `stowaway operator`: {used - flags}"
 
 
-def test_operator_starts_with_the_rendered_args(tmp_path):
-    """The binary parses the rendered arguments and loads the chart's certificate and key,
-    then stops where a cluster is needed."""
+def run_operator(values: dict | None, tls_dir: Path, write_tls: bool = True):
+    """Runs the binary with the rendered arguments, the certificate directory moved to
+    `tls_dir` (with the rendered Secret's pair unless `write_tls` is false) and no cluster."""
     binary = os.environ.get("STOWAWAY_BIN")
     if not binary:
         pytest.skip("STOWAWAY_BIN is not set (scripts/test-chart.sh sets it)")
-    objects = render()
+    objects = render(values)
     c = container(objects)
-    secret = one(objects, "Secret")
     (mount,) = [m for m in c["volumeMounts"] if m["name"] == "webhook-tls"]
-    for key in ("tls.crt", "tls.key"):
-        (tmp_path / key).write_bytes(base64.b64decode(secret["data"][key]))
-    args = [a.replace(mount["mountPath"], str(tmp_path)) for a in c["args"]]
+    if write_tls:
+        secret = one(objects, "Secret")
+        for key in ("tls.crt", "tls.key"):
+            (tls_dir / key).write_bytes(base64.b64decode(secret["data"][key]))
+    args = [a.replace(mount["mountPath"], str(tls_dir)) for a in c["args"]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-    env.update(KUBECONFIG=str(tmp_path / "no-kubeconfig"), POD_NAME="p", POD_NAMESPACE=NAMESPACE)
-    run = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, env=env)
+    env.update(KUBECONFIG=str(tls_dir / "no-kubeconfig"), POD_NAME="p", POD_NAMESPACE=NAMESPACE)
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def pem_key(key, encoding=serialization.PrivateFormat.PKCS8) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, encoding, serialization.NoEncryption())
+
+
+def test_operator_starts_with_the_rendered_args(tmp_path):
+    """The binary parses the rendered arguments and loads the chart's certificate and key,
+    then stops where a cluster is needed."""
+    run = run_operator(None, tmp_path)
     assert run.returncode == 1, run.stderr
     assert "no Kubernetes API to talk to" in run.stderr, run.stderr
 
-    # The same with a key that does not match is refused before that: the check above is real.
-    other = ec.generate_private_key(ec.SECP256R1())
-    (tmp_path / "tls.key").write_bytes(other.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    run = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, env=env)
+    # With a key that does not match, it stops before: the check above is real.
+    (tmp_path / "tls.key").write_bytes(pem_key(ec.generate_private_key(ec.SECP256R1())))
+    run = run_operator(None, tmp_path, write_tls=False)
     assert run.returncode == 1
     assert "webhook TLS configuration" in run.stderr, run.stderr
+
+
+def test_operator_loads_what_cert_manager_issues(tmp_path):
+    """certManager mode asks for ECDSA P-256 keys, which cert-manager writes as SEC1
+    ("EC PRIVATE KEY"): the operator must load such a pair."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = f"{RELEASE}-webhook.{NAMESPACE}.svc"
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "tls.key").write_bytes(
+        pem_key(key, serialization.PrivateFormat.TraditionalOpenSSL))
+    assert (tmp_path / "tls.key").read_text().startswith("-----BEGIN EC PRIVATE KEY-----")
+    run = run_operator(FULL, tmp_path, write_tls=False)  # certManager mode, every option
+    assert run.returncode == 1, run.stderr
+    assert "no Kubernetes API to talk to" in run.stderr, run.stderr
 
 
 # ---------------------------------------------------------------------------------------------

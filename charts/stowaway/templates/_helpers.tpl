@@ -108,7 +108,8 @@ app.kubernetes.io/component: operator
 {{/* The Secret holding the webhook's serving certificate (tls.crt, tls.key). */}}
 {{- define "stowaway.webhookSecretName" -}}
 {{- if eq .Values.webhook.certificate.mode "secret" }}
-{{- required "webhook.certificate.secret.name is required with webhook.certificate.mode=secret" .Values.webhook.certificate.secret.name }}
+{{- required "webhook.certificate.secret.name is required with mode=secret"
+  .Values.webhook.certificate.secret.name }}
 {{- else }}
 {{- printf "%s-webhook-tls" (include "stowaway.fullname" .) }}
 {{- end }}
