@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 use stowaway_api::common::TypedObjectReference;
+use stowaway_api::function::FunctionSpec;
+use stowaway_api::hook_template::FunctionHookExecutorSpec;
 use stowaway_api::{BackupSession, RestoreSession};
 
 use crate::backup_configuration::managed_labels;
@@ -284,4 +286,227 @@ pub fn job_state(job: &Job) -> crate::executor::JobState {
         }
     }
     JobState::Active
+}
+
+/// What a Function hook's Job runs.
+#[derive(Clone, Debug)]
+pub struct HookJob<'a> {
+    /// Job name.
+    pub name: String,
+    /// Namespace (the session's).
+    pub namespace: &'a str,
+    /// The Function.
+    pub function: &'a FunctionSpec,
+    /// The HookTemplate's Function executor (extra env, volumes).
+    pub executor: &'a FunctionHookExecutorSpec,
+    /// Variables for `${...}` in the image, command and args, also given as environment.
+    pub vars: &'a BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Owner (the session).
+    pub owner: Option<OwnerReference>,
+    /// Time limit (the hook's `timeout`).
+    pub timeout: Option<std::time::Duration>,
+    /// Retries of the pod (the hook's `maxRetry`).
+    pub retries: i32,
+}
+
+/// The Job of a Function hook: the Function's image, command and args with `${VAR}` and
+/// `${VAR:=default}` substituted; an unknown variable without a default is an error naming it.
+pub fn hook_job(job: &HookJob<'_>) -> Result<Job, String> {
+    use crate::variables::{Unknown, substitute};
+    let render = |text: &str, what: &str| {
+        substitute(text, job.vars, Unknown::Error)
+            .map_err(|var| format!("{what}: variable {var} has no value and no default"))
+    };
+    let image = render(&job.function.image, "image")?;
+    let command = job
+        .function
+        .command
+        .iter()
+        .map(|c| render(c, "command"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let args = job
+        .function
+        .args
+        .iter()
+        .map(|a| render(a, "args"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let valid_env = |name: &str| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let mut env: Vec<EnvVar> = job
+        .vars
+        .iter()
+        .filter(|(k, _)| valid_env(k))
+        .map(|(k, v)| EnvVar {
+            name: k.clone(),
+            value: Some(v.clone()),
+            ..EnvVar::default()
+        })
+        .collect();
+    for extra in &job.executor.env {
+        env.retain(|e| e.name != extra.name);
+        env.push(extra.clone());
+    }
+    let volumes = job
+        .executor
+        .volumes
+        .iter()
+        .map(|v| {
+            serde_json::from_value::<Volume>(v.clone())
+                .map_err(|e| format!("executor.function.volumes: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut mounts = job.function.volume_mounts.clone();
+    mounts.extend(job.executor.volume_mounts.iter().cloned());
+    let container = Container {
+        name: "hook".into(),
+        image: Some(image),
+        command: (!command.is_empty()).then_some(command),
+        args: (!args.is_empty()).then_some(args),
+        working_dir: job.function.working_dir.clone(),
+        env: Some(env),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job.name.clone()),
+            namespace: Some(job.namespace.to_owned()),
+            labels: Some(job.labels.clone()),
+            owner_references: job.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(job.retries.max(0)),
+            active_deadline_seconds: job
+                .timeout
+                .and_then(|t| i64::try_from(t.as_secs()).ok())
+                .filter(|s| *s > 0),
+            ttl_seconds_after_finished: Some(24 * 3600),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(job.labels.clone()),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    containers: vec![container],
+                    volumes: (!volumes.is_empty()).then_some(volumes),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn function() -> FunctionSpec {
+        serde_yaml::from_str(
+            r#"
+image: registry.example/notify:${VERSION:=1.2}
+command: [/notify]
+args: ["--to=${channel}", "--session=${SESSION}"]
+"#,
+        )
+        .expect("function")
+    }
+
+    fn vars() -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("SESSION".to_owned(), "db-1".to_owned()),
+            ("channel".to_owned(), "ops".to_owned()),
+            ("not valid".to_owned(), "x".to_owned()),
+        ])
+    }
+
+    #[test]
+    fn a_function_hook_job_substitutes_variables_and_passes_them_as_env() {
+        let function = function();
+        let executor: FunctionHookExecutorSpec = serde_yaml::from_str(
+            r#"
+name: notify
+env: [{name: channel, value: override}]
+volumes: [{name: scratch, emptyDir: {}}]
+volumeMounts: [{name: scratch, mountPath: /scratch}]
+"#,
+        )
+        .expect("executor");
+        let vars = vars();
+        let job = hook_job(&HookJob {
+            name: "hook-db-1-pre-notify".into(),
+            namespace: "demo",
+            function: &function,
+            executor: &executor,
+            vars: &vars,
+            labels: BTreeMap::new(),
+            owner: None,
+            timeout: Some(std::time::Duration::from_secs(120)),
+            retries: 2,
+        })
+        .expect("job");
+        let spec = job.spec.expect("spec");
+        assert_eq!(spec.backoff_limit, Some(2));
+        assert_eq!(spec.active_deadline_seconds, Some(120));
+        let pod = spec.template.spec.expect("pod");
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.example/notify:1.2"));
+        assert_eq!(
+            c.args.clone().unwrap_or_default(),
+            vec!["--to=ops".to_owned(), "--session=db-1".to_owned()]
+        );
+        let env: Vec<(String, String)> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        // Variables become env (names that are valid only); the executor's env wins.
+        assert_eq!(
+            env,
+            vec![
+                ("SESSION".to_owned(), "db-1".to_owned()),
+                ("channel".to_owned(), "override".to_owned()),
+            ]
+        );
+        assert_eq!(pod.volumes.map(|v| v.len()), Some(1));
+        assert_eq!(
+            c.volume_mounts.as_ref().map(|m| m[0].mount_path.as_str()),
+            Some("/scratch")
+        );
+    }
+
+    #[test]
+    fn a_variable_without_value_or_default_is_named() {
+        let function = function();
+        let executor = FunctionHookExecutorSpec::default();
+        let vars = BTreeMap::from([("SESSION".to_owned(), "db-1".to_owned())]);
+        let err = hook_job(&HookJob {
+            name: "j".into(),
+            namespace: "demo",
+            function: &function,
+            executor: &executor,
+            vars: &vars,
+            labels: BTreeMap::new(),
+            owner: None,
+            timeout: None,
+            retries: 0,
+        })
+        .expect_err("channel is missing");
+        assert_eq!(err, "args: variable channel has no value and no default");
+    }
 }

@@ -163,26 +163,26 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
                         .join(","),
                 ),
             ]);
-            let outcome = hooks::run(&ctx, &namespace, hook, &vars).await;
-            if let Err(e) = &outcome {
-                plan.events.push(crate::events::Note::warning(
-                    "HookFailed",
-                    format!("hook {}: {e}", hook.name),
-                ));
-            }
-            let status = &mut plan.status;
-            let mut hook_status = status.hooks.take().unwrap_or_default();
-            crate::hooks::record(
-                &mut hook_status,
-                &mut status.conditions,
+            let invocation = hooks::Invocation {
+                namespace: &namespace,
+                session: &name,
+                owner: session.controller_owner_ref(&()),
                 stage,
-                &hook.name,
-                &outcome,
-                condition,
-                ctx.now(),
+                vars,
+            };
+            let status = &mut plan.status;
+            plan.requeue_after = Some(
+                hooks::run_and_record(
+                    &ctx,
+                    &invocation,
+                    hook,
+                    &mut status.hooks,
+                    &mut status.conditions,
+                    condition,
+                    &mut plan.events,
+                )
+                .await,
             );
-            status.hooks = Some(hook_status);
-            plan.requeue_after = Some(std::time::Duration::from_millis(200));
         }
     }
     for index in plan.apply_retention.clone() {

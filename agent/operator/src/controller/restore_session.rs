@@ -1,21 +1,23 @@
 //! Reconciling a RestoreSession: find its snapshots, the target's backups and the executor;
 //! decide; apply.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use stowaway_api::restore_session::BatchRestoreSource;
+use kube::{Resource, ResourceExt};
+use stowaway_api::restore_session::{BatchRestoreSource, RestorePhase};
 use stowaway_api::{BackupBatch, BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
-use super::{Context, Error, apply, has_sidecar, target_exists};
+use super::{Context, Error, apply, has_sidecar, hooks, target_exists};
 use crate::batch_restore;
 use crate::executor::Executor;
+use crate::hooks::Stage;
 use crate::job::{job_state, restore_job, restore_job_name};
 use crate::names;
-use crate::restore_session::{Observed, decide};
+use crate::restore_session::{Observed, decide, hook_lists};
 
 /// Reconciles one RestoreSession.
 pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -83,7 +85,7 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         )
     };
 
-    let plan = decide(&Observed {
+    let mut plan = decide(&Observed {
         session: &session,
         snapshots: &snapshots,
         backups: &backups,
@@ -111,6 +113,61 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+    if let Some((stage, index)) = plan.run_hook {
+        let (pre, post) = hook_lists(&session);
+        let (list, condition) = match stage {
+            Stage::Pre => (pre, "PreRestoreHooksExecutionSucceeded"),
+            Stage::Post => (post, "PostRestoreHooksExecutionSucceeded"),
+        };
+        if let Some(hook) = list.get(index) {
+            let phase = match stage {
+                Stage::Pre => "Running",
+                Stage::Post
+                    if plan
+                        .status
+                        .components
+                        .values()
+                        .all(|c| c.phase == Some(RestorePhase::Succeeded)) =>
+                {
+                    "Succeeded"
+                }
+                Stage::Post => "Failed",
+            };
+            let invocation = hooks::Invocation {
+                namespace: &namespace,
+                session: &name,
+                owner: session.controller_owner_ref(&()),
+                stage,
+                vars: BTreeMap::from([
+                    ("NAMESPACE".to_owned(), namespace.clone()),
+                    ("SESSION".to_owned(), name.clone()),
+                    ("PHASE".to_owned(), phase.to_owned()),
+                    (
+                        "TARGET_NAME".to_owned(),
+                        session
+                            .spec
+                            .target
+                            .as_ref()
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default(),
+                    ),
+                ]),
+            };
+            let status = &mut plan.status;
+            plan.requeue_after = Some(
+                hooks::run_and_record(
+                    &ctx,
+                    &invocation,
+                    hook,
+                    &mut status.hooks,
+                    &mut status.conditions,
+                    condition,
+                    &mut plan.events,
+                )
+                .await,
+            );
         }
     }
     if plan.create_job {
