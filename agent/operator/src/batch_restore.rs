@@ -24,11 +24,13 @@ use stowaway_api::{BackupBatch, BackupSession, RestoreSession, Snapshot};
 
 use crate::backup_configuration::{is_active, managed_labels};
 use crate::conditions;
-use crate::duration::{elapsed, format_duration};
 use crate::events::Note;
+use crate::hooks::{self, Progress, Stage};
 use crate::invoker::Invoker;
 use crate::names;
-use crate::restore_session::{BACKUPS_RESUMED, VALIDATION_PASSED};
+use crate::restore_session::{
+    BACKUPS_RESUMED, VALIDATION_PASSED, hook_lists, post_hooks_then_outcome,
+};
 
 /// Label on a member restore: the batch restore it belongs to.
 pub const PARENT_LABEL: &str = "stowaway.dev/batch-restore";
@@ -61,6 +63,8 @@ pub struct Plan {
     pub pause_batch: bool,
     /// Resume the batch (`spec.paused: false`).
     pub resume_batch: bool,
+    /// The batch restore's own hook to run now (stage, index in `spec.hooks`).
+    pub run_hook: Option<(Stage, usize)>,
     /// Events to record.
     pub events: Vec<Note>,
     /// When to look again.
@@ -73,11 +77,6 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
     let now = observed.now;
     let mut status = session.status.clone().unwrap_or_default();
     let mut plan = Plan::default();
-    let created = session
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(now, |t| t.0);
 
     if matches!(
         status.phase,
@@ -94,9 +93,9 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
                 // Resolved once already: the batch or its snapshots went away meanwhile.
                 finish(
                     &mut status,
+                    session,
                     &mut plan,
                     now,
-                    created,
                     Some((reason, message)),
                 );
             } else {
@@ -185,7 +184,41 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
         ));
     }
 
-    // Running: each member's state from its restore, creating them in order.
+    // Running: the batch restore's pre-restore hooks before any member starts.
+    let (pre_hooks, _) = hook_lists(session);
+    if observed.children.is_empty() {
+        match hooks::pre(pre_hooks, status.hooks.as_ref()) {
+            Progress::Run(i) => {
+                plan.run_hook = Some((Stage::Pre, i));
+                plan.status = status;
+                return plan;
+            }
+            Progress::Done { failed } if !failed.is_empty() => {
+                let message = format!(
+                    "pre-restore hook {} failed: nothing was restored",
+                    failed.join(", ")
+                );
+                for component in status.components.values_mut() {
+                    if !is_final(component.phase) {
+                        component.phase = Some(RestorePhase::Failed);
+                        component.error = Some(message.clone());
+                    }
+                }
+                finish(
+                    &mut status,
+                    session,
+                    &mut plan,
+                    now,
+                    Some(("PreRestoreHookFailed", message)),
+                );
+                plan.status = status;
+                return plan;
+            }
+            Progress::Done { .. } => {}
+        }
+    }
+
+    // Each member's state from its restore, creating them in order.
     let sequential = source.execution_order == Some(ExecutionOrder::Sequential);
     let mut blocked_by: Option<String> = None;
     for member in &members {
@@ -238,7 +271,7 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
             })
             .collect();
         let failure = (!failed.is_empty()).then(|| ("RestoreFailed", failed.join("; ")));
-        finish(&mut status, &mut plan, now, created, failure);
+        finish(&mut status, session, &mut plan, now, failure);
     }
     plan.status = status;
     plan
@@ -466,31 +499,22 @@ fn is_final(phase: Option<RestorePhase>) -> bool {
     matches!(phase, Some(RestorePhase::Succeeded | RestorePhase::Failed))
 }
 
+/// The outcome is known: the batch restore's post-restore hooks, then the final phase and
+/// the batch resumed.
 fn finish(
     status: &mut RestoreSessionStatus,
+    session: &RestoreSession,
     plan: &mut Plan,
     now: Timestamp,
-    created: Timestamp,
     failure: Option<(&'static str, String)>,
 ) {
-    status.duration = Some(format_duration(elapsed(created, now)));
-    match failure {
-        None => {
-            status.phase = Some(RestorePhase::Succeeded);
-            plan.events.push(Note::normal(
-                "RestoreSucceeded",
-                format!(
-                    "every member restored in {}",
-                    status.duration.as_deref().unwrap_or("?")
-                ),
-            ));
+    match post_hooks_then_outcome(status, session, now, &mut plan.events, failure) {
+        Some(hook) => {
+            status.phase = Some(RestorePhase::Running);
+            plan.run_hook = Some(hook);
         }
-        Some((reason, message)) => {
-            status.phase = Some(RestorePhase::Failed);
-            plan.events.push(Note::warning(reason, message));
-        }
+        None => resume(status, plan, now),
     }
-    resume(status, plan, now);
 }
 
 /// Resumes the batch if this restore paused it (once).

@@ -347,24 +347,41 @@ fn conclude(
     plan: &mut Plan,
     failure: Option<(&'static str, String)>,
 ) {
-    let now = observed.now;
+    match post_hooks_then_outcome(
+        status,
+        observed.session,
+        observed.now,
+        &mut plan.events,
+        failure,
+    ) {
+        Some(hook) => plan.run_hook = Some(hook),
+        None => resume(status, plan, observed.now),
+    }
+    plan.status = status.clone();
+}
+
+/// After the outcome of a restore: the next post-restore hook to run (`Some`, the restore
+/// stays Running), or, once every matching hook ran, the final phase, `duration` and Event
+/// (`None`). A failed post-hook fails the restore.
+pub(crate) fn post_hooks_then_outcome(
+    status: &mut RestoreSessionStatus,
+    session: &RestoreSession,
+    now: Timestamp,
+    events: &mut Vec<Note>,
+    failure: Option<(&'static str, String)>,
+) -> Option<(Stage, usize)> {
     let succeeded = failure.is_none();
-    let (_, post_hooks) = hook_lists(observed.session);
+    let (_, post_hooks) = hook_lists(session);
     if !post_hooks.is_empty() {
         let mut hook_status = status.hooks.take().unwrap_or_default();
         hooks::mark_skipped(post_hooks, &mut hook_status, succeeded);
         status.hooks = Some(hook_status);
     }
     let failed_hooks = match hooks::post(post_hooks, status.hooks.as_ref(), succeeded) {
-        Progress::Run(i) => {
-            plan.run_hook = Some((Stage::Post, i));
-            plan.status = status.clone();
-            return;
-        }
+        Progress::Run(i) => return Some((Stage::Post, i)),
         Progress::Done { failed } => failed,
     };
-    let created = observed
-        .session
+    let created = session
         .metadata
         .creation_timestamp
         .as_ref()
@@ -379,7 +396,7 @@ fn conclude(
     match failure.or(hook_failure) {
         None => {
             status.phase = Some(RestorePhase::Succeeded);
-            plan.events.push(Note::normal(
+            events.push(Note::normal(
                 "RestoreSucceeded",
                 format!(
                     "restore succeeded in {}",
@@ -389,17 +406,16 @@ fn conclude(
         }
         Some((reason, message)) => {
             status.phase = Some(RestorePhase::Failed);
-            plan.events.push(Note::warning(reason, message));
+            events.push(Note::warning(reason, message));
             if !failed_hooks.is_empty() && reason != "PostRestoreHookFailed" {
-                plan.events.push(Note::warning(
+                events.push(Note::warning(
                     "PostRestoreHookFailed",
                     format!("post-restore hook {} failed", failed_hooks.join(", ")),
                 ));
             }
         }
     }
-    resume(status, plan, now);
-    plan.status = status.clone();
+    None
 }
 
 /// The snapshot the data source names: a name, `latest`, or the newest at or before the

@@ -340,3 +340,73 @@ fn a_running_batch_backup_is_waited_for_after_pausing_the_batch() {
     assert!(plan.create_children.is_empty());
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(5)));
 }
+
+#[test]
+fn the_batch_restore_hooks_run_before_any_member_and_after_all() {
+    let w = world();
+    let mut r = restore(None, &[]);
+    r.spec.hooks = Some(serde_yaml::from_str(
+        "{preRestore: [{name: stop, hookTemplate: {name: stop}}], postRestore: [{name: start, hookTemplate: {name: start}}]}",
+    ).expect("hooks"));
+    let plan = decide_with(&w, &r, &[], "2026-01-02T00:00:01Z");
+    assert_eq!(plan.run_hook, Some((Stage::Pre, 0)));
+    assert!(
+        plan.create_children.is_empty(),
+        "no member before the pre-hook"
+    );
+    let mut running = r.clone();
+    running.status = Some(plan.status);
+    let hooks = running
+        .status
+        .as_mut()
+        .map(|s| s.hooks.get_or_insert_with(Default::default))
+        .expect("status");
+    hooks
+        .pre_hooks
+        .push(stowaway_api::common::HookExecutionStatus {
+            name: "stop".into(),
+            phase: Some("Succeeded".into()),
+        });
+    let plan = decide_with(&w, &running, &[], "2026-01-02T00:00:02Z");
+    assert_eq!(plan.create_children.len(), 2);
+    running.status = Some(plan.status.clone());
+    let done: Vec<RestoreSession> = plan
+        .create_children
+        .iter()
+        .map(|c| with_phase(c.clone(), RestorePhase::Succeeded, None))
+        .collect();
+    let plan = decide_with(&w, &running, &done, "2026-01-02T00:05:00Z");
+    assert_eq!(plan.run_hook, Some((Stage::Post, 0)));
+    assert_eq!(plan.status.phase, Some(RestorePhase::Running));
+    assert!(!plan.resume_batch, "resumed only once the restore ends");
+}
+
+#[test]
+fn a_failed_batch_pre_hook_restores_no_member() {
+    let w = world();
+    let mut r = restore(None, &[]);
+    r.spec.hooks = Some(
+        serde_yaml::from_str("{preRestore: [{name: stop, hookTemplate: {name: stop}}]}")
+            .expect("hooks"),
+    );
+    let plan = decide_with(&w, &r, &[], "2026-01-02T00:00:01Z");
+    let mut running = r.clone();
+    running.status = Some(plan.status);
+    if let Some(status) = running.status.as_mut() {
+        status.hooks = Some(stowaway_api::common::HookStatus {
+            pre_hooks: vec![stowaway_api::common::HookExecutionStatus {
+                name: "stop".into(),
+                phase: Some("Failed".into()),
+            }],
+            ..Default::default()
+        });
+    }
+    let plan = decide_with(&w, &running, &[], "2026-01-02T00:00:02Z");
+    assert!(plan.create_children.is_empty());
+    assert_eq!(plan.status.phase, Some(RestorePhase::Failed));
+    assert_eq!(
+        plan.status.components["web"].error.as_deref(),
+        Some("pre-restore hook stop failed: nothing was restored")
+    );
+    assert!(plan.resume_batch);
+}

@@ -8,11 +8,12 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use stowaway_api::restore_session::{BatchRestoreSource, RestorePhase};
+use stowaway_api::restore_session::{BatchRestoreSource, RestorePhase, RestoreSessionStatus};
 use stowaway_api::{BackupBatch, BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
 use super::{Context, Error, apply, has_sidecar, hooks, target_exists};
 use crate::batch_restore;
+use crate::events::Note;
 use crate::executor::Executor;
 use crate::hooks::Stage;
 use crate::job::{job_state, restore_job, restore_job_name};
@@ -116,59 +117,18 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         }
     }
     if let Some((stage, index)) = plan.run_hook {
-        let (pre, post) = hook_lists(&session);
-        let (list, condition) = match stage {
-            Stage::Pre => (pre, "PreRestoreHooksExecutionSucceeded"),
-            Stage::Post => (post, "PostRestoreHooksExecutionSucceeded"),
-        };
-        if let Some(hook) = list.get(index) {
-            let phase = match stage {
-                Stage::Pre => "Running",
-                Stage::Post
-                    if plan
-                        .status
-                        .components
-                        .values()
-                        .all(|c| c.phase == Some(RestorePhase::Succeeded)) =>
-                {
-                    "Succeeded"
-                }
-                Stage::Post => "Failed",
-            };
-            let invocation = hooks::Invocation {
-                namespace: &namespace,
-                session: &name,
-                owner: session.controller_owner_ref(&()),
+        plan.requeue_after = Some(
+            run_hook(
+                &ctx,
+                &session,
+                &namespace,
                 stage,
-                vars: BTreeMap::from([
-                    ("NAMESPACE".to_owned(), namespace.clone()),
-                    ("SESSION".to_owned(), name.clone()),
-                    ("PHASE".to_owned(), phase.to_owned()),
-                    (
-                        "TARGET_NAME".to_owned(),
-                        session
-                            .spec
-                            .target
-                            .as_ref()
-                            .map(|t| t.name.clone())
-                            .unwrap_or_default(),
-                    ),
-                ]),
-            };
-            let status = &mut plan.status;
-            plan.requeue_after = Some(
-                hooks::run_and_record(
-                    &ctx,
-                    &invocation,
-                    hook,
-                    &mut status.hooks,
-                    &mut status.conditions,
-                    condition,
-                    &mut plan.events,
-                )
-                .await,
-            );
-        }
+                index,
+                &mut plan.status,
+                &mut plan.events,
+            )
+            .await,
+        );
     }
     if plan.create_job {
         let job = restore_job(&session, &ctx.job);
@@ -236,6 +196,21 @@ async fn reconcile_batch(
             Err(e) => return Err(e.into()),
         }
     }
+    let mut plan = plan;
+    if let Some((stage, index)) = plan.run_hook {
+        plan.requeue_after = Some(
+            run_hook(
+                ctx,
+                session,
+                namespace,
+                stage,
+                index,
+                &mut plan.status,
+                &mut plan.events,
+            )
+            .await,
+        );
+    }
     for child in &plan.create_children {
         apply::create(&restores, child).await?;
         tracing::info!(restore = %child.name_any(), batch_restore = %name, "created member restore");
@@ -246,4 +221,67 @@ async fn reconcile_batch(
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// Runs the restore's hook `index` of `stage` and records it; returns when to look again.
+async fn run_hook(
+    ctx: &Context,
+    session: &RestoreSession,
+    namespace: &str,
+    stage: Stage,
+    index: usize,
+    status: &mut RestoreSessionStatus,
+    events: &mut Vec<Note>,
+) -> std::time::Duration {
+    let (pre, post) = hook_lists(session);
+    let (list, condition) = match stage {
+        Stage::Pre => (pre, "PreRestoreHooksExecutionSucceeded"),
+        Stage::Post => (post, "PostRestoreHooksExecutionSucceeded"),
+    };
+    let Some(hook) = list.get(index) else {
+        return std::time::Duration::from_secs(1);
+    };
+    let phase = match stage {
+        Stage::Pre => "Running",
+        Stage::Post
+            if status
+                .components
+                .values()
+                .all(|c| c.phase == Some(RestorePhase::Succeeded)) =>
+        {
+            "Succeeded"
+        }
+        Stage::Post => "Failed",
+    };
+    let name = session.name_any();
+    let invocation = hooks::Invocation {
+        namespace,
+        session: &name,
+        owner: session.controller_owner_ref(&()),
+        stage,
+        vars: BTreeMap::from([
+            ("NAMESPACE".to_owned(), namespace.to_owned()),
+            ("SESSION".to_owned(), name.clone()),
+            ("PHASE".to_owned(), phase.to_owned()),
+            (
+                "TARGET_NAME".to_owned(),
+                session
+                    .spec
+                    .target
+                    .as_ref()
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default(),
+            ),
+        ]),
+    };
+    hooks::run_and_record(
+        ctx,
+        &invocation,
+        hook,
+        &mut status.hooks,
+        &mut status.conditions,
+        condition,
+        events,
+    )
+    .await
 }
