@@ -529,8 +529,14 @@ def served_kinds() -> tuple[set[str], set[str]]:
     return served, served - no_defaults
 
 
+def stowaway_kinds_webhook(config: dict) -> dict:
+    """The one webhook of a configuration that reviews Stowaway's kinds (not the injector)."""
+    (webhook,) = [w for w in config["webhooks"] if w["name"] != "inject.stowaway.dev"]
+    return webhook
+
+
 def rules_of(config: dict) -> set[tuple[str, str]]:
-    (webhook,) = config["webhooks"]
+    webhook = stowaway_kinds_webhook(config)
     out = set()
     for rule in webhook["rules"]:
         assert rule["operations"] == ["CREATE", "UPDATE"]
@@ -548,7 +554,7 @@ def test_webhook_configurations_match_what_the_server_answers():
     service = one(objects, "Service", f"{RELEASE}-webhook")
     for kind, path in [("MutatingWebhookConfiguration", "/mutate"),
                        ("ValidatingWebhookConfiguration", "/validate")]:
-        (webhook,) = one(objects, kind)["webhooks"]
+        webhook = stowaway_kinds_webhook(one(objects, kind))
         assert webhook["clientConfig"]["service"] == {
             "name": service["metadata"]["name"], "namespace": NAMESPACE, "path": path, "port": 443}
         assert webhook["sideEffects"] == "None"
@@ -565,7 +571,7 @@ def test_failure_policy_and_selector_are_configurable():
         "namespaceSelector": {"matchLabels": {"backups": "on"}},
     }})
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-        (webhook,) = one(objects, kind)["webhooks"]
+        webhook = stowaway_kinds_webhook(one(objects, kind))
         assert webhook["failurePolicy"] == "Ignore"
         assert webhook["timeoutSeconds"] == 5
         assert webhook["namespaceSelector"] == {"matchLabels": {"backups": "on"}}
@@ -616,7 +622,7 @@ def test_secret_mode_uses_the_given_secret_and_ca():
     (volume,) = [v for v in volumes if v["name"] == "webhook-tls"]
     assert volume["secret"]["secretName"] == "my-webhook-tls"
     for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-        (webhook,) = one(objects, kind)["webhooks"]
+        webhook = stowaway_kinds_webhook(one(objects, kind))
         assert webhook["clientConfig"]["caBundle"] == ca
 
 
@@ -684,3 +690,27 @@ def test_executor_accounts_in_every_executor_namespace():
                                       "kind": "ClusterRole", "name": account}
         assert binding["subjects"] == subjects
     assert "team-a, team-b" in notes({"executor": {"namespaces": ["team-a", "team-b"]}})
+
+
+def test_the_sidecar_injector_reviews_only_new_pods_outside_system_namespaces():
+    objects = render({"injection": {"excludeNamespaces": ["legacy"], "failClosed": True,
+                                    "apiPort": 9000, "image": "registry.example/sidecar:2"}})
+    config = one(objects, "MutatingWebhookConfiguration")
+    (inject,) = [w for w in config["webhooks"] if w["name"] == "inject.stowaway.dev"]
+    assert inject["clientConfig"]["service"]["path"] == "/inject"
+    assert inject["failurePolicy"] == "Ignore"
+    assert inject["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"],
+                                "operations": ["CREATE"], "resources": ["pods"],
+                                "scope": "Namespaced"}]
+    (expression,) = inject["namespaceSelector"]["matchExpressions"]
+    assert expression["operator"] == "NotIn"
+    assert set(expression["values"]) == {
+        "kube-system", "kube-public", "kube-node-lease", NAMESPACE, "legacy"}
+    args = container(objects)["args"]
+    for flag in ("--sidecar-api-port=9000", "--sidecar-image=registry.example/sidecar:2",
+                 "--injection-fail-closed"):
+        assert flag in args, args
+    # Off: no injector, the rest of the webhook stays.
+    objects = render({"injection": {"enabled": False}})
+    names = [w["name"] for w in one(objects, "MutatingWebhookConfiguration")["webhooks"]]
+    assert names == ["defaults.stowaway.dev"]

@@ -20,6 +20,7 @@ pub mod executor;
 pub mod health;
 pub mod hooks;
 pub mod http;
+pub mod injection;
 pub mod invoker;
 pub mod job;
 pub mod leader;

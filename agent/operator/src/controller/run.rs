@@ -42,6 +42,8 @@ pub struct Settings {
     pub health_address: SocketAddr,
     /// Address and TLS configuration of the admission webhook, when it is served.
     pub webhook: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// How the webhook injects the sidecar into new pods (`/inject`).
+    pub sidecar: crate::injection::SidecarSettings,
 }
 
 /// Why the operator stopped.
@@ -90,6 +92,7 @@ pub async fn run(ctx: Context, settings: Settings) -> Result<(), RunError> {
             tls.clone(),
             ctx.client.clone(),
             ctx.builtin_addons.clone(),
+            settings.sidecar.clone(),
         ));
         tracing::info!(%address, "serving the admission webhook");
     }
