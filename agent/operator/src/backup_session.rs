@@ -192,6 +192,10 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             ),
             app_ref: members.get(*member).and_then(|m| m.target.cloned()),
             repository: Some((*repo).to_owned()),
+            executor: observed.executors.get(*member).map(|e| match e {
+                Executor::Sidecar => "Sidecar".to_owned(),
+                Executor::Job(_) => "Job".to_owned(),
+            }),
         })
         .collect();
 

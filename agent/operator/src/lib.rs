@@ -12,6 +12,7 @@ pub mod backup_configuration;
 pub mod backup_session;
 pub mod backup_storage;
 pub mod batch_restore;
+pub mod claim;
 pub mod conditions;
 pub mod controller;
 pub mod duration;
