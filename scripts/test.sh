@@ -35,3 +35,6 @@ eval "$(bash scripts/servers.sh env)"
 
 step "host: all tests"
 cargo test --workspace --locked
+
+step "chart: lint, render and check (tests/chart, with the stowaway binary just built)"
+bash scripts/test-chart.sh

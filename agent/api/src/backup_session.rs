@@ -125,6 +125,9 @@ pub struct SnapshotStatus {
     /// Repository name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// Who writes it: `Sidecar` (the target's sidecar claims it) or `Job` (Stowaway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
 }
 
 /// Phase of applying a retention policy.

@@ -6,7 +6,7 @@
 //! | group | kinds |
 //! |---|---|
 //! | `storage.stowaway.dev` | [`BackupStorage`], [`Repository`], [`RetentionPolicy`], [`Snapshot`] |
-//! | `core.stowaway.dev` | [`BackupConfiguration`], [`BackupSession`], [`RestoreSession`], [`BackupBlueprint`], [`HookTemplate`] |
+//! | `core.stowaway.dev` | [`BackupConfiguration`], [`BackupBatch`], [`BackupSession`], [`RestoreSession`], [`BackupBlueprint`], [`HookTemplate`] |
 //! | `addons.stowaway.dev` (cluster-scoped) | [`Addon`], [`Function`] |
 //!
 //! This crate does no I/O. Deep structures Stowaway does not interpret yet (pod templates,
@@ -18,6 +18,7 @@
 )]
 
 pub mod addon;
+pub mod backup_batch;
 pub mod backup_blueprint;
 pub mod backup_configuration;
 pub mod backup_session;
@@ -35,6 +36,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use addon::Addon;
+pub use backup_batch::BackupBatch;
 pub use backup_blueprint::BackupBlueprint;
 pub use backup_configuration::BackupConfiguration;
 pub use backup_session::BackupSession;
@@ -63,6 +65,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         RetentionPolicy::crd(),
         Snapshot::crd(),
         BackupConfiguration::crd(),
+        BackupBatch::crd(),
         BackupSession::crd(),
         RestoreSession::crd(),
         BackupBlueprint::crd(),

@@ -80,6 +80,39 @@ pub struct RestoreDataSource {
     /// Secret with the repository password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_secret: Option<ObjectReference>,
+    /// Restore a BackupBatch run: every member (or those listed) from the snapshots of one
+    /// BackupSession, each into its own target. Replaces `repository`, `snapshot` and `pitr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRestoreSource>,
+}
+
+/// The BackupBatch run a batch restore reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRestoreSource {
+    /// The BackupBatch.
+    pub name: String,
+    /// The BackupSession of the batch to restore, or `latest` (the newest Succeeded one;
+    /// the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_session: Option<String>,
+    /// Members to restore (default: every member of that run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// `Parallel` (default) restores every member at once; `Sequential` one after the other,
+    /// in `members` order (or the batch's `targets` order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_order: Option<ExecutionOrder>,
+}
+
+/// Order of a batch restore's members.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ExecutionOrder {
+    /// All at once.
+    #[default]
+    Parallel,
+    /// One after the other.
+    Sequential,
 }
 
 /// Point-in-time selection of a snapshot.

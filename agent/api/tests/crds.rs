@@ -46,6 +46,7 @@ fn every_kind_is_listed_once_in_group_order() {
             "retentionpolicies.storage.stowaway.dev",
             "snapshots.storage.stowaway.dev",
             "backupconfigurations.core.stowaway.dev",
+            "backupbatches.core.stowaway.dev",
             "backupsessions.core.stowaway.dev",
             "restoresessions.core.stowaway.dev",
             "backupblueprints.core.stowaway.dev",
@@ -116,8 +117,8 @@ fn status_subresource_where_there_is_a_status() {
         .filter(|c| c.spec.versions[0].subresources.is_some())
         .count();
     assert_eq!(
-        with_status, 7,
-        "the six of KubeStash and Addon (Stowaway's source check)"
+        with_status, 8,
+        "the six of KubeStash, BackupBatch, and Addon (Stowaway's source check)"
     );
 }
 

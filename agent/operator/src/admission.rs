@@ -11,8 +11,7 @@
 //!   [`validate_retention_policy`], [`validate_backup_configuration`],
 //!   [`validate_backup_session`], [`validate_restore_session`], [`validate_hook_template`],
 //!   [`validate_repository`], [`validate_addon`], each returning every problem as a
-//!   [`FieldError`] named by its
-//!   field path (`spec.backends[1].name`);
+//!   [`FieldError`] named by its field path (`spec.backends[1].name`);
 //! - [`review`] turns an `AdmissionRequest` into an `AdmissionResponse` (a JSON patch when
 //!   mutating, a denial listing the field errors when validating).
 
@@ -36,7 +35,7 @@ use std::fmt;
 use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPolicy};
 
 pub use addon::{check_addon_reference, validate_addon};
-pub use backup::{validate_backup_configuration, validate_backup_session};
+pub use backup::{validate_backup_batch, validate_backup_configuration, validate_backup_session};
 pub use defaults::{
     DEFAULT_BACKEND_NAME, default_backup_blueprint, default_backup_configuration,
     default_backup_storage, default_hook_template, default_retention_policy,

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::ResourceExt;
 use stowaway_api::backup_configuration::{
-    BackupConfigurationPhase, BackupConfigurationStatus, ConcurrencyPolicy, RepoStatus, Session,
+    BackupConfigurationPhase, BackupConfigurationStatus, ConcurrencyPolicy, RepoStatus,
     SessionStatus,
 };
 use stowaway_api::backup_session::{BackupSessionPhase, BackupSessionSpec};
@@ -25,6 +25,7 @@ use stowaway_api::{BackupConfiguration, BackupSession, Repository};
 use crate::conditions;
 use crate::duration::parse_duration;
 use crate::events::Note;
+use crate::invoker::{Invoker, SessionView};
 use crate::names;
 use crate::schedule::{Decision, Schedule, ScheduleState, decide as schedule_decide};
 
@@ -62,17 +63,17 @@ pub struct BackendObserved {
 /// Everything [`decide`] looks at.
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
-    /// The configuration.
-    pub config: &'a BackupConfiguration,
+    /// The configuration or batch.
+    pub invoker: Invoker<'a>,
     /// Its backends, in spec order.
     pub backends: Vec<BackendObserved>,
-    /// Its addon (of several sessions' addons, the least ready; a `NotReady` text names it).
-    pub addon: Lookup,
-    /// Problems of the sessions' addon references against the Addons they name (unknown
-    /// tasks, unknown or missing parameters), each with its field path.
+    /// Its addons by name (one for a configuration; a batch's members may use several).
+    pub addons: Vec<(String, Lookup)>,
+    /// Problems of the addon references against the Addons they name (unknown tasks,
+    /// unknown or missing parameters), each with its field path.
     pub addon_problems: Vec<String>,
-    /// Whether the target exists (`None`: not checked).
-    pub target_found: Option<bool>,
+    /// Whether each target exists, in [`Invoker::targets`] order (`None`: not checked).
+    pub targets_found: Vec<Option<bool>>,
     /// Repositories in the namespace with the names the sessions use.
     pub repositories: &'a [Repository],
     /// BackupSessions of this configuration.
@@ -98,20 +99,28 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
 }
 
-/// Decides what a BackupConfiguration needs now.
+/// Decides what a BackupConfiguration (or BackupBatch) needs now.
 pub fn decide(observed: &Observed<'_>) -> Plan {
-    let config = observed.config;
+    let invoker = observed.invoker;
     let now = observed.now;
-    let previous = config.status.clone().unwrap_or_default();
+    let previous = invoker.status().cloned().unwrap_or_default();
     let mut plan = Plan::default();
+    let targets = invoker.targets();
+    let all_found = observed
+        .targets_found
+        .iter()
+        .try_fold(true, |all, f| f.map(|f| all && f));
     let mut status = BackupConfigurationStatus {
         conditions: previous.conditions.clone(),
-        target_found: observed.target_found,
+        target_found: all_found,
         ..BackupConfigurationStatus::default()
     };
 
     // Validation: what the admission webhook checks, again, because the webhook may be off.
-    let mut problems = validate(config);
+    let mut problems = match invoker {
+        Invoker::Configuration(config) => validate(config),
+        Invoker::Batch(batch) => crate::backup_batch::validate(batch),
+    };
     if problems.is_empty() {
         problems.extend(observed.addon_problems.iter().cloned());
     }
@@ -164,51 +173,54 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         backends.push(serde_json::Value::Object(entry));
     }
     status.backends = (!backends.is_empty()).then_some(backends);
-    if let Some(addon) = config.spec.sessions.iter().find_map(|s| s.addon.as_ref()) {
-        let found = !matches!(observed.addon, Lookup::Missing);
+    for (name, lookup) in &observed.addons {
         status.dependencies.push(ResourceFoundStatus {
             reference: TypedObjectReference {
                 api_group: Some(stowaway_api::ADDONS_GROUP.into()),
                 kind: "Addon".into(),
                 namespace: None,
-                name: addon.name.clone(),
+                name: name.clone(),
             },
-            found: Some(found),
+            found: Some(!matches!(lookup, Lookup::Missing)),
         });
-        match &observed.addon {
+        match lookup {
             Lookup::Ready => {}
-            Lookup::Missing => not_ready.push(format!("Addon {:?} not found", addon.name)),
-            Lookup::NotReady(why) | Lookup::NotAllowed(why) => not_ready.push(why.clone()),
+            Lookup::Missing => not_ready.push(format!("Addon {name:?} not found")),
+            Lookup::NotReady(why) => not_ready.push(format!("Addon {name:?} is not ready: {why}")),
+            Lookup::NotAllowed(why) => not_ready.push(why.clone()),
         }
     }
-    if observed.target_found == Some(false)
-        && let Some(target) = &config.spec.target
-    {
-        not_ready.push(format!("target {} {} not found", target.kind, target.name));
+    for ((member, target), found) in targets.iter().zip(&observed.targets_found) {
+        if *found == Some(false)
+            && let Some(target) = target
+        {
+            not_ready.push(match member {
+                Some(member) => format!(
+                    "target {} {} of member {member} not found",
+                    target.kind, target.name
+                ),
+                None => format!("target {} {} not found", target.kind, target.name),
+            });
+        }
     }
 
     // Repositories: create the missing ones, report the others.
-    for (session, repo) in config
-        .spec
-        .sessions
-        .iter()
-        .flat_map(|s| s.repositories.iter().map(move |r| (s, r)))
-    {
+    let sessions = invoker.sessions();
+    for (member, repo) in sessions.iter().flat_map(|s| s.repositories()) {
         if status.repositories.iter().any(|r| r.name == repo.name) {
             continue;
         }
-        let _ = session;
-        let backend = backend_of(config, repo.backend.as_deref());
+        let backend = invoker.backend(repo.backend.as_deref());
         let storage_ref = backend.and_then(|b| b.storage_ref.clone());
         let existing = observed
             .repositories
             .iter()
             .find(|r| r.name_any() == repo.name);
         let (phase, reason) = match existing {
-            None => match (&storage_ref, &config.spec.target) {
+            None => match (&storage_ref, member.target) {
                 (Some(storage_ref), Some(target)) => {
                     plan.create_repositories.push(new_repository(
-                        config,
+                        invoker,
                         &repo.name,
                         target,
                         storage_ref,
@@ -222,15 +234,16 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 ),
             },
             Some(existing) => {
+                let namespace = invoker.namespace().unwrap_or_default();
                 let same_storage = storage_ref.as_ref().is_none_or(|s| {
                     s.name == existing.spec.storage_ref.name
-                        && s.namespace.as_deref().unwrap_or(&namespace(config))
+                        && s.namespace.as_deref().unwrap_or(&namespace)
                             == existing
                                 .spec
                                 .storage_ref
                                 .namespace
                                 .as_deref()
-                                .unwrap_or(&namespace(config))
+                                .unwrap_or(&namespace)
                 });
                 if !same_storage {
                     (
@@ -282,22 +295,18 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
 
     // Schedules.
-    let paused = config.spec.paused.unwrap_or(false);
-    let created = config
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(now, |t| t.0);
+    let paused = invoker.paused();
+    let created = invoker.created().unwrap_or(now);
     let mut next_wake: Option<Timestamp> = None;
-    for session in &config.spec.sessions {
+    for session in &sessions {
         let before = previous.sessions.iter().find(|s| s.name == session.name);
         let mut session_status = SessionStatus {
-            name: session.name.clone(),
+            name: session.name.to_owned(),
             conditions: before.map(|b| b.conditions.clone()).unwrap_or_default(),
             last_schedule: before.and_then(|b| b.last_schedule.clone()),
             next_schedule: None,
         };
-        let Some(scheduler) = &session.scheduler else {
+        let Some(scheduler) = session.scheduler else {
             status.sessions.push(session_status);
             continue;
         };
@@ -371,7 +380,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                     ));
                 } else {
                     plan.create_sessions.push(new_session(
-                        config,
+                        invoker,
                         session,
                         *scheduled_for,
                         "schedule",
@@ -410,7 +419,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                     .any(|s| s.spec.session == session.name);
             if !has_any {
                 plan.create_sessions
-                    .push(new_session(config, session, now, "initial"));
+                    .push(new_session(invoker, session, now, "initial"));
             }
             conditions::set(
                 &mut session_status.conditions,
@@ -444,26 +453,33 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
 
 /// Problems with the spec itself (empty when valid), each naming its field.
 pub fn validate(config: &BackupConfiguration) -> Vec<String> {
-    let spec = &config.spec;
     let mut problems = Vec::new();
-    if spec.target.is_none() {
+    if config.spec.target.is_none() {
         problems.push("spec.target: required".to_owned());
     }
-    if spec.sessions.is_empty() {
+    validate_sessions(Invoker::Configuration(config), &mut problems);
+    problems
+}
+
+/// The session checks a configuration and a batch share. A batch member's addon and
+/// repositories are checked under `spec.sessions[i].targets[k]`.
+pub(crate) fn validate_sessions(invoker: Invoker<'_>, problems: &mut Vec<String>) {
+    let sessions = invoker.sessions();
+    if sessions.is_empty() {
         problems.push("spec.sessions: at least one session is required".to_owned());
     }
     let mut names = BTreeMap::new();
-    for (i, session) in spec.sessions.iter().enumerate() {
+    for (i, session) in sessions.iter().enumerate() {
         let at = format!("spec.sessions[{i}]");
         if session.name.is_empty() {
             problems.push(format!("{at}.name: required"));
-        } else if let Some(first) = names.insert(session.name.as_str(), i) {
+        } else if let Some(first) = names.insert(session.name, i) {
             problems.push(format!(
                 "{at}.name: {:?} is already the name of spec.sessions[{first}]",
                 session.name
             ));
         }
-        match &session.scheduler {
+        match session.scheduler {
             None => problems.push(format!("{at}.scheduler: required")),
             Some(s) => {
                 if let Err(e) = Schedule::parse(&s.schedule, s.time_zone.as_deref()) {
@@ -471,55 +487,45 @@ pub fn validate(config: &BackupConfiguration) -> Vec<String> {
                 }
             }
         }
-        if let Some(timeout) = &session.backup_timeout
+        if let Some(timeout) = session.backup_timeout
             && let Err(e) = parse_duration(timeout)
         {
             problems.push(format!("{at}.backupTimeout: {e}"));
         }
-        if let Some(delay) = session.retry_config.as_ref().and_then(|r| r.delay.as_ref())
+        if let Some(delay) = session.retry_config.and_then(|r| r.delay.as_ref())
             && let Err(e) = parse_duration(delay)
         {
             problems.push(format!("{at}.retryConfig.delay: {e}"));
         }
-        match &session.addon {
-            None => problems.push(format!("{at}.addon: required")),
-            Some(addon) if addon.name.is_empty() => {
-                problems.push(format!("{at}.addon.name: required"));
+        for (k, member) in session.members.iter().enumerate() {
+            let at = match invoker {
+                Invoker::Configuration(_) => at.clone(),
+                Invoker::Batch(_) => format!("{at}.targets[{k}]"),
+            };
+            match member.addon {
+                None => problems.push(format!("{at}.addon: required")),
+                Some(addon) if addon.name.is_empty() => {
+                    problems.push(format!("{at}.addon.name: required"));
+                }
+                Some(addon) if addon.tasks.is_empty() => {
+                    problems.push(format!("{at}.addon.tasks: at least one task is required"));
+                }
+                Some(_) => {}
             }
-            Some(addon) if addon.tasks.is_empty() => {
-                problems.push(format!("{at}.addon.tasks: at least one task is required"));
-            }
-            Some(_) => {}
-        }
-        if session.repositories.is_empty() {
-            problems.push(format!(
-                "{at}.repositories: at least one repository is required"
-            ));
-        }
-        for (j, repo) in session.repositories.iter().enumerate() {
-            if backend_of(config, repo.backend.as_deref()).is_none() {
+            if member.repositories.is_empty() {
                 problems.push(format!(
-                    "{at}.repositories[{j}].backend: no backend named {:?}",
-                    repo.backend.as_deref().unwrap_or("")
+                    "{at}.repositories: at least one repository is required"
                 ));
             }
+            for (j, repo) in member.repositories.iter().enumerate() {
+                if invoker.backend(repo.backend.as_deref()).is_none() {
+                    problems.push(format!(
+                        "{at}.repositories[{j}].backend: no backend named {:?}",
+                        repo.backend.as_deref().unwrap_or("")
+                    ));
+                }
+            }
         }
-    }
-    problems
-}
-
-/// The backend a repository names (`None`/empty: the only or the `default`-named backend).
-fn backend_of<'a>(
-    config: &'a BackupConfiguration,
-    name: Option<&str>,
-) -> Option<&'a stowaway_api::common::BackendReference> {
-    let backends = &config.spec.backends;
-    match name.filter(|n| !n.is_empty()) {
-        Some(name) => backends.iter().find(|b| b.name == name),
-        None if backends.len() == 1 => backends.first(),
-        None => backends
-            .iter()
-            .find(|b| b.name.is_empty() || b.name == "default"),
     }
 }
 
@@ -530,10 +536,6 @@ fn lookup_problem(lookup: &Lookup, kind: &str, backend: &str) -> Option<String> 
         Lookup::Missing => Some(format!("{kind} of backend {backend:?} not found")),
         Lookup::NotAllowed(why) => Some(why.clone()),
     }
-}
-
-fn namespace(config: &BackupConfiguration) -> String {
-    config.namespace().unwrap_or_default()
 }
 
 fn creation(session: &BackupSession) -> Timestamp {
@@ -552,59 +554,49 @@ pub fn is_active(session: &BackupSession) -> bool {
     )
 }
 
-/// An owner reference to the configuration (controller, blocks its deletion in foreground).
-pub fn owner_reference(config: &BackupConfiguration) -> Option<OwnerReference> {
-    config.controller_owner_ref(&())
-}
-
 /// The BackupSession for one run of `session`.
 pub fn new_session(
-    config: &BackupConfiguration,
-    session: &Session,
+    invoker: Invoker<'_>,
+    session: &SessionView<'_>,
     scheduled_for: Timestamp,
     trigger: &str,
 ) -> BackupSession {
-    let name =
-        names::backup_session_name(&config.name_any(), &session.name, scheduled_for.as_second());
+    let name = names::backup_session_name(&invoker.name(), session.name, scheduled_for.as_second());
     let retry_left = session
         .retry_config
-        .as_ref()
         .map(|r| r.max_retry.unwrap_or(1).max(1));
     let mut labels = managed_labels();
-    labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
-    labels.insert(
-        names::INVOKER_KIND_LABEL.into(),
-        BackupConfiguration::kind(&()).into_owned(),
-    );
-    labels.insert(names::SESSION_NAME_LABEL.into(), session.name.clone());
+    labels.insert(names::INVOKER_NAME_LABEL.into(), invoker.name());
+    labels.insert(names::INVOKER_KIND_LABEL.into(), invoker.kind().into());
+    labels.insert(names::SESSION_NAME_LABEL.into(), session.name.to_owned());
     BackupSession {
         metadata: ObjectMeta {
             name: Some(name),
-            namespace: config.namespace(),
+            namespace: invoker.namespace(),
             labels: Some(labels),
             annotations: Some(BTreeMap::from([(
                 names::TRIGGER_ANNOTATION.to_owned(),
                 trigger.to_owned(),
             )])),
-            owner_references: owner_reference(config).map(|o| vec![o]),
+            owner_references: invoker.owner_reference().map(|o| vec![o]),
             ..ObjectMeta::default()
         },
         spec: BackupSessionSpec {
             invoker: TypedLocalObjectReference {
                 api_group: Some(stowaway_api::CORE_GROUP.into()),
-                kind: BackupConfiguration::kind(&()).into_owned(),
-                name: config.name_any(),
+                kind: invoker.kind().into(),
+                name: invoker.name(),
             },
-            session: session.name.clone(),
+            session: session.name.to_owned(),
             retry_left,
-            backup_timeout: session.backup_timeout.clone(),
+            backup_timeout: session.backup_timeout.map(str::to_owned),
         },
         status: None,
     }
 }
 
 fn new_repository(
-    config: &BackupConfiguration,
+    invoker: Invoker<'_>,
     name: &str,
     target: &TypedObjectReference,
     storage_ref: &ObjectReference,
@@ -613,22 +605,22 @@ fn new_repository(
     use stowaway_api::backup_configuration::RepositoryDeletionPolicy;
     let mut app_ref = target.clone();
     if app_ref.namespace.is_none() {
-        app_ref.namespace = config.namespace();
+        app_ref.namespace = invoker.namespace();
     }
     let mut storage_ref = storage_ref.clone();
     if storage_ref.namespace.is_none() {
-        storage_ref.namespace = config.namespace();
+        storage_ref.namespace = invoker.namespace();
     }
     let deletion_policy = match info.deletion_policy {
         Some(RepositoryDeletionPolicy::WipeOut) => stowaway_api::common::DeletionPolicy::WipeOut,
         _ => stowaway_api::common::DeletionPolicy::Delete,
     };
     let mut labels = managed_labels();
-    labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
+    labels.insert(names::INVOKER_NAME_LABEL.into(), invoker.name());
     Repository {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            namespace: config.namespace(),
+            namespace: invoker.namespace(),
             labels: Some(labels),
             ..ObjectMeta::default()
         },

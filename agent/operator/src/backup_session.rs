@@ -10,14 +10,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::ResourceExt;
-use stowaway_api::backup_configuration::BackupConfigurationPhase;
 use stowaway_api::backup_session::{
     BackupSessionPhase, BackupSessionStatus, RetentionPolicyApplyPhase, RetentionPolicyApplyStatus,
     SnapshotStatus,
 };
 use stowaway_api::common::{DeletionPolicy, HookInfo, RunPhase};
 use stowaway_api::snapshot::SnapshotSpec;
-use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
+use stowaway_api::{BackupSession, Snapshot};
 
 use crate::backup_configuration::{is_active, managed_labels};
 use crate::conditions;
@@ -25,6 +24,7 @@ use crate::duration::{deadline, elapsed, format_duration, parse_duration, until}
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
 use crate::hooks::{self, Progress, Stage};
+use crate::invoker::{Invoker, Member};
 use crate::names;
 use stowaway_api::size;
 
@@ -42,14 +42,15 @@ pub const BACKUP_INCOMPLETE: &str = "BackupIncomplete";
 pub struct Observed<'a> {
     /// The session.
     pub session: &'a BackupSession,
-    /// Its invoker, if it exists.
-    pub invoker: Option<&'a BackupConfiguration>,
+    /// Its invoker (a BackupConfiguration or BackupBatch), if it exists.
+    pub invoker: Option<Invoker<'a>>,
     /// Other BackupSessions of the same invoker.
     pub siblings: &'a [BackupSession],
     /// Snapshots that exist for this session.
     pub snapshots: &'a [Snapshot],
-    /// Who runs it.
-    pub executor: Executor,
+    /// Who runs it: one executor per member of the session (one for a configuration), in
+    /// [`crate::invoker::SessionView::members`] order.
+    pub executors: Vec<Executor>,
     /// The time of this decision.
     pub now: Timestamp,
 }
@@ -61,10 +62,10 @@ pub struct Plan {
     pub status: BackupSessionStatus,
     /// Snapshots to create.
     pub create_snapshots: Vec<Snapshot>,
-    /// Create the executor Job.
-    pub create_job: bool,
-    /// Delete the executor Job (the run ended without it).
-    pub delete_job: bool,
+    /// Create the executor Jobs of these members (indices into the session's members).
+    pub create_jobs: Vec<usize>,
+    /// Delete the executor Jobs of these members (the run ended without them).
+    pub delete_jobs: Vec<usize>,
     /// Snapshots to mark Failed, with the reason (the executor cannot any more).
     pub fail_snapshots: Vec<(String, String)>,
     /// The retry to create.
@@ -139,7 +140,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
 
     // Running: the snapshots, one per repository of the session.
-    let Some(config) = observed.invoker else {
+    let Some(invoker) = observed.invoker else {
         fail(
             &mut status,
             &mut plan,
@@ -153,24 +154,24 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         plan.status = status;
         return plan;
     };
-    let repositories: Vec<&str> = config
-        .spec
-        .sessions
-        .iter()
-        .find(|s| s.name == session.spec.session)
-        .map(|s| s.repositories.iter().map(|r| r.name.as_str()).collect())
+    let members = invoker
+        .session(&session.spec.session)
+        .map(|s| s.members)
         .unwrap_or_default();
-    status.total_snapshots = i32::try_from(repositories.len()).ok();
+    // (snapshot name, repository, member index, the Snapshot if it exists)
     let mut snapshots = Vec::new();
-    for repo in &repositories {
-        let name = names::snapshot_name(repo, &session.name_any());
-        let existing = observed.snapshots.iter().find(|s| s.name_any() == name);
-        if existing.is_none() {
-            plan.create_snapshots
-                .push(new_snapshot(config, session, repo, &name));
+    for (index, member) in members.iter().enumerate() {
+        for repo in member.repositories {
+            let name = names::snapshot_name(&repo.name, &session.name_any());
+            let existing = observed.snapshots.iter().find(|s| s.name_any() == name);
+            if existing.is_none() {
+                plan.create_snapshots
+                    .push(new_snapshot(invoker, member, session, &repo.name, &name));
+            }
+            snapshots.push((name, repo.name.as_str(), index, existing));
         }
-        snapshots.push((name, *repo, existing));
     }
+    status.total_snapshots = i32::try_from(snapshots.len()).ok();
     conditions::set(
         &mut status.conditions,
         SNAPSHOTS_ENSURED,
@@ -181,7 +182,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     );
     status.snapshots = snapshots
         .iter()
-        .map(|(name, repo, existing)| SnapshotStatus {
+        .map(|(name, repo, member, existing)| SnapshotStatus {
             name: name.clone(),
             phase: Some(
                 existing
@@ -189,14 +190,22 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                     .and_then(|s| s.phase)
                     .unwrap_or(RunPhase::Pending),
             ),
-            app_ref: config.spec.target.clone(),
+            app_ref: members.get(*member).and_then(|m| m.target.cloned()),
             repository: Some((*repo).to_owned()),
+            executor: observed.executors.get(*member).map(|e| match e {
+                Executor::Sidecar => "Sidecar".to_owned(),
+                Executor::Job(_) => "Job".to_owned(),
+            }),
         })
         .collect();
 
     // Pre-hooks, before any data is read.
     let (pre_hooks, _) = hook_lists(observed);
-    if matches!(observed.executor, Executor::Sidecar | Executor::Job(None)) {
+    if observed
+        .executors
+        .iter()
+        .all(|e| matches!(e, Executor::Sidecar | Executor::Job(None)))
+    {
         match hooks::pre(pre_hooks, status.hooks.as_ref()) {
             Progress::Run(i) => {
                 plan.run_hook = Some((Stage::Pre, i));
@@ -222,9 +231,10 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         }
     }
 
-    // The executor.
-    plan.create_job = executor::ensure(
-        &observed.executor,
+    // The executors.
+    plan.create_jobs = executor::ensure_all(
+        &observed.executors,
+        &members.iter().map(|m| m.name).collect::<Vec<_>>(),
         &mut status.conditions,
         EXECUTOR_ENSURED,
         "backup",
@@ -240,17 +250,17 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     let finished = phases
         .iter()
         .all(|p| matches!(p, RunPhase::Succeeded | RunPhase::Failed));
-    status.size = size::sum(snapshots.iter().filter_map(|(_, _, s)| {
+    status.size = size::sum(snapshots.iter().filter_map(|(_, _, _, s)| {
         s.and_then(|s| s.status.as_ref())
             .and_then(|s| s.size.as_deref())
     }));
     if finished && !phases.is_empty() {
         let failed: Vec<String> = snapshots
             .iter()
-            .filter(|(_, _, s)| {
+            .filter(|(_, _, _, s)| {
                 s.and_then(|s| s.status.as_ref()).and_then(|s| s.phase) == Some(RunPhase::Failed)
             })
-            .map(|(name, _, s)| match s.and_then(snapshot_error) {
+            .map(|(name, _, _, s)| match s.and_then(snapshot_error) {
                 Some(e) => format!("snapshot {name}: {e}"),
                 None => format!("snapshot {name} failed"),
             })
@@ -272,20 +282,28 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         }
         plan.requeue_after = Some(until(now, deadline));
     }
-    if let Executor::Job(Some(JobState::Failed(why))) = &observed.executor {
-        let message = format!("the backup Job failed before every snapshot finished: {why}");
-        fail(
-            &mut status,
-            &mut plan,
-            observed,
-            "BackupExecutorFailed",
-            message,
-        );
-        plan.status = status;
-        return plan;
-    }
-    if let Executor::Job(Some(JobState::Succeeded)) = &observed.executor {
-        let message = "the backup Job completed without finishing every snapshot".to_owned();
+    // A member's Job that ended while its snapshots had not.
+    for (index, executor) in observed.executors.iter().enumerate() {
+        let unfinished = status
+            .snapshots
+            .iter()
+            .zip(&snapshots)
+            .any(|(s, (_, _, m, _))| {
+                *m == index && !matches!(s.phase, Some(RunPhase::Succeeded | RunPhase::Failed))
+            });
+        let whose = match members.get(index).and_then(|m| m.name) {
+            Some(member) => format!("the backup Job of member {member}"),
+            None => "the backup Job".to_owned(),
+        };
+        let message = match executor {
+            Executor::Job(Some(JobState::Failed(why))) if unfinished => {
+                format!("{whose} failed before every snapshot finished: {why}")
+            }
+            Executor::Job(Some(JobState::Succeeded)) if unfinished => {
+                format!("{whose} completed without finishing every snapshot")
+            }
+            _ => continue,
+        };
         fail(
             &mut status,
             &mut plan,
@@ -304,7 +322,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
 /// reason when it must wait for an earlier session of the same invoker to start first.
 fn may_start(observed: &Observed<'_>, created: Timestamp) -> Result<(), (&'static str, String)> {
     let session = observed.session;
-    let Some(config) = observed.invoker else {
+    let Some(invoker) = observed.invoker else {
         return Err((
             "InvokerNotFound",
             format!(
@@ -313,17 +331,15 @@ fn may_start(observed: &Observed<'_>, created: Timestamp) -> Result<(), (&'stati
             ),
         ));
     };
-    let phase = config.status.as_ref().and_then(|s| s.phase);
-    if phase != Some(BackupConfigurationPhase::Ready) {
+    if !invoker.is_ready() {
         return Err((
             "InvokerNotReady",
             format!(
                 "{} {} is not Ready{}",
                 session.spec.invoker.kind,
                 session.spec.invoker.name,
-                config
-                    .status
-                    .as_ref()
+                invoker
+                    .status()
                     .and_then(|s| s
                         .conditions
                         .iter()
@@ -334,12 +350,7 @@ fn may_start(observed: &Observed<'_>, created: Timestamp) -> Result<(), (&'stati
             ),
         ));
     }
-    if !config
-        .spec
-        .sessions
-        .iter()
-        .any(|s| s.name == session.spec.session)
-    {
+    if invoker.session(&session.spec.session).is_none() {
         return Err((
             "SessionNotFound",
             format!(
@@ -404,7 +415,13 @@ fn fail(
                 .push((snapshot.name.clone(), message.clone()));
         }
     }
-    plan.delete_job = matches!(observed.executor, Executor::Job(Some(JobState::Active)));
+    plan.delete_jobs = observed
+        .executors
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Executor::Job(Some(JobState::Active))))
+        .map(|(i, _)| i)
+        .collect();
     conclude(observed, status, plan, Some((reason, message)));
 }
 
@@ -475,29 +492,18 @@ fn conclude(
 
 /// One Pending entry per repository of the session whose backend names a RetentionPolicy.
 fn retention_entries(observed: &Observed<'_>) -> Vec<RetentionPolicyApplyStatus> {
-    let Some(config) = observed.invoker else {
+    let Some(invoker) = observed.invoker else {
         return Vec::new();
     };
-    let Some(spec) = config
-        .spec
-        .sessions
-        .iter()
-        .find(|s| s.name == observed.session.spec.session)
-    else {
+    let Some(spec) = invoker.session(&observed.session.spec.session) else {
         return Vec::new();
     };
-    let backends = &config.spec.backends;
-    spec.repositories
-        .iter()
-        .filter_map(|repo| {
-            let backend = match repo.backend.as_deref().filter(|b| !b.is_empty()) {
-                Some(name) => backends.iter().find(|b| b.name == name),
-                None if backends.len() == 1 => backends.first(),
-                None => None,
-            }?;
+    spec.repositories()
+        .filter_map(|(_, repo)| {
+            let backend = invoker.backend(repo.backend.as_deref())?;
             let mut policy = backend.retention_policy.clone()?;
             if policy.namespace.is_none() {
-                policy.namespace = config.namespace();
+                policy.namespace = invoker.namespace();
             }
             Some(RetentionPolicyApplyStatus {
                 r#ref: Some(policy),
@@ -523,13 +529,8 @@ fn pending_retention(status: &BackupSessionStatus) -> Vec<usize> {
 pub fn hook_lists<'a>(observed: &Observed<'a>) -> (&'a [HookInfo], &'a [HookInfo]) {
     observed
         .invoker
-        .and_then(|c| {
-            c.spec
-                .sessions
-                .iter()
-                .find(|s| s.name == observed.session.spec.session)
-        })
-        .and_then(|s| s.hooks.as_ref())
+        .and_then(|i| i.session(&observed.session.spec.session))
+        .and_then(|s| s.hooks)
         .map_or((&[][..], &[][..]), |h| {
             (h.pre_backup.as_slice(), h.post_backup.as_slice())
         })
@@ -542,20 +543,14 @@ fn retry(observed: &Observed<'_>, status: &mut BackupSessionStatus, plan: &mut P
     if left <= 0 || status.retried == Some(true) {
         return;
     }
-    let Some(config) = observed.invoker else {
+    let Some(invoker) = observed.invoker else {
         return;
     };
-    let Some(spec) = config
-        .spec
-        .sessions
-        .iter()
-        .find(|s| s.name == session.spec.session)
-    else {
+    let Some(spec) = invoker.session(&session.spec.session) else {
         return;
     };
     let delay = spec
         .retry_config
-        .as_ref()
         .and_then(|r| r.delay.as_deref())
         .and_then(|d| parse_duration(d).ok())
         .unwrap_or_default();
@@ -574,7 +569,7 @@ fn retry(observed: &Observed<'_>, status: &mut BackupSessionStatus, plan: &mut P
         plan.requeue_after = Some(until(observed.now, at));
         return;
     }
-    let mut next = crate::backup_configuration::new_session(config, spec, observed.now, "retry");
+    let mut next = crate::backup_configuration::new_session(invoker, &spec, observed.now, "retry");
     next.metadata.name = Some(names::retry_name(&session.name_any()));
     next.spec.retry_left = Some(left - 1);
     plan.events.push(Note::normal(
@@ -591,17 +586,21 @@ fn retry(observed: &Observed<'_>, status: &mut BackupSessionStatus, plan: &mut P
 }
 
 fn new_snapshot(
-    config: &BackupConfiguration,
+    invoker: Invoker<'_>,
+    member: &Member<'_>,
     session: &BackupSession,
     repository: &str,
     name: &str,
 ) -> Snapshot {
     let mut labels = managed_labels();
-    labels.insert(names::INVOKER_NAME_LABEL.into(), config.name_any());
+    labels.insert(names::INVOKER_NAME_LABEL.into(), invoker.name());
     labels.insert(
         names::SESSION_NAME_LABEL.into(),
         session.spec.session.clone(),
     );
+    if let Some(member) = member.name {
+        labels.insert(names::BATCH_MEMBER_LABEL.into(), member.to_owned());
+    }
     Snapshot {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
@@ -614,7 +613,7 @@ fn new_snapshot(
             session: Some(session.spec.session.clone()),
             backup_session: Some(session.name_any()),
             version: Some("v1".to_owned()),
-            app_ref: config.spec.target.clone(),
+            app_ref: member.target.cloned(),
             deletion_policy: DeletionPolicy::Delete,
             ..SnapshotSpec::default()
         },

@@ -60,3 +60,48 @@ pub fn ensure(
         Executor::Job(Some(_)) => false,
     }
 }
+
+/// [`ensure`] for every member of a run (`members[i]` is the batch member name of
+/// `executors[i]`, `None` for a configuration): records who has the work in one condition and
+/// returns the indices of the members whose Job must be created.
+pub fn ensure_all(
+    executors: &[Executor],
+    members: &[Option<&str>],
+    conditions_list: &mut Vec<Condition>,
+    condition_type: &str,
+    work: &str,
+    now: Timestamp,
+) -> Vec<usize> {
+    if let [executor] = executors
+        && members.first().copied().flatten().is_none()
+    {
+        return if ensure(executor, conditions_list, condition_type, work, now) {
+            vec![0]
+        } else {
+            Vec::new()
+        };
+    }
+    let mut create = Vec::new();
+    let mut parts = Vec::new();
+    for (i, executor) in executors.iter().enumerate() {
+        let member = members.get(i).copied().flatten().unwrap_or("?");
+        match executor {
+            Executor::Sidecar => parts.push(format!("{member}: sidecar")),
+            Executor::Job(state) => {
+                if state.is_none() {
+                    create.push(i);
+                }
+                parts.push(format!("{member}: Job"));
+            }
+        }
+    }
+    conditions::set(
+        conditions_list,
+        condition_type,
+        true,
+        "ExecutorsEnsured",
+        format!("the {work} runs on {}", parts.join(", ")),
+        now,
+    );
+    create
+}

@@ -6,7 +6,10 @@
 //! a failed post-hook fails the session.
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use stowaway_api::common::{HookExecutionPolicy, HookExecutionStatus, HookInfo, HookStatus};
+use stowaway_api::hook_template::PodHookExecutionStrategy;
 
 use crate::conditions;
 
@@ -97,6 +100,40 @@ pub fn mark_skipped(hooks: &[HookInfo], status: &mut HookStatus, succeeded: bool
             });
         }
     }
+}
+
+/// The pods a `Pod` hook executor runs in: the Running ones, those with a matching owner
+/// reference when `owner` is given (its `kind`, `name` and `apiVersion`, each when present),
+/// by name; the first alone for `ExecuteOnOne`.
+pub fn select_pods<'a>(
+    pods: &'a [Pod],
+    owner: Option<&serde_json::Value>,
+    strategy: PodHookExecutionStrategy,
+) -> Vec<&'a Pod> {
+    let field = |key: &str| owner.and_then(|o| o.get(key)).and_then(|v| v.as_str());
+    let (kind, name, api_version) = (field("kind"), field("name"), field("apiVersion"));
+    let mut chosen: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_some_and(|phase| phase == "Running")
+        })
+        .filter(|p| {
+            owner.is_none()
+                || p.owner_references().iter().any(|o| {
+                    kind.is_none_or(|k| o.kind == k)
+                        && name.is_none_or(|n| o.name == n)
+                        && api_version.is_none_or(|v| o.api_version == v)
+                })
+        })
+        .collect();
+    chosen.sort_by_key(|p| p.name_any());
+    if strategy == PodHookExecutionStrategy::ExecuteOnOne {
+        chosen.truncate(1);
+    }
+    chosen
 }
 
 /// Records a hook's outcome in the status and in the condition of its stage
@@ -260,5 +297,67 @@ mod tests {
             "a later success does not hide a failure"
         );
         assert_eq!(s.pre_hooks[1].phase.as_deref(), Some(FAILED));
+    }
+
+    fn pod(name: &str, phase: &str, owner: Option<(&str, &str)>) -> Pod {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.owner_references = owner.map(|(kind, owner)| {
+            vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: kind.into(),
+                    name: owner.into(),
+                    uid: "u".into(),
+                    ..Default::default()
+                },
+            ]
+        });
+        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some(phase.into()),
+            ..Default::default()
+        });
+        pod
+    }
+
+    #[test]
+    fn pod_hooks_run_in_running_pods_by_name_one_or_all() {
+        let pods = vec![
+            pod("db-2", "Running", Some(("StatefulSet", "db"))),
+            pod("db-0", "Pending", Some(("StatefulSet", "db"))),
+            pod("db-1", "Running", Some(("StatefulSet", "db"))),
+            pod("cache-0", "Running", Some(("StatefulSet", "cache"))),
+        ];
+        let names =
+            |chosen: Vec<&Pod>| -> Vec<String> { chosen.iter().map(|p| p.name_any()).collect() };
+        assert_eq!(
+            names(select_pods(
+                &pods,
+                None,
+                PodHookExecutionStrategy::ExecuteOnOne
+            )),
+            vec!["cache-0"]
+        );
+        let owner = serde_json::json!({"kind": "StatefulSet", "name": "db"});
+        assert_eq!(
+            names(select_pods(
+                &pods,
+                Some(&owner),
+                PodHookExecutionStrategy::ExecuteOnAll
+            )),
+            vec!["db-1", "db-2"]
+        );
+        assert_eq!(
+            names(select_pods(
+                &pods,
+                Some(&owner),
+                PodHookExecutionStrategy::ExecuteOnOne
+            )),
+            vec!["db-1"]
+        );
+        let nobody = serde_json::json!({"kind": "Deployment"});
+        assert!(
+            select_pods(&pods, Some(&nobody), PodHookExecutionStrategy::ExecuteOnAll).is_empty()
+        );
     }
 }

@@ -14,6 +14,8 @@ pub const INVOKER_NAME_LABEL: &str = "stowaway.dev/invoker-name";
 pub const INVOKER_KIND_LABEL: &str = "stowaway.dev/invoker-kind";
 /// Session name (in the invoker) of a BackupSession.
 pub const SESSION_NAME_LABEL: &str = "stowaway.dev/session-name";
+/// Label on a BackupBatch's Snapshot objects and executor Jobs: the member they belong to.
+pub const BATCH_MEMBER_LABEL: &str = "stowaway.dev/batch-member";
 /// On a BackupSession: why it was created (`schedule`, `initial`, `retry`, `on-demand`).
 pub const TRIGGER_ANNOTATION: &str = "stowaway.dev/trigger";
 /// On a pod: the target it carries a Stowaway sidecar for, as `<kind>.<name>` in lower case

@@ -11,7 +11,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use stowaway_api::common::{ResourceFoundStatus, RunPhase, TypedObjectReference};
+use stowaway_api::common::{HookInfo, ResourceFoundStatus, RunPhase, TypedObjectReference};
 use stowaway_api::restore_session::{ComponentRestoreStatus, RestorePhase, RestoreSessionStatus};
 use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 
@@ -20,6 +20,7 @@ use crate::conditions;
 use crate::duration::{deadline, elapsed, format_duration, until};
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
+use crate::hooks::{self, Progress, Stage};
 
 /// Condition: the spec and its references are usable.
 pub const VALIDATION_PASSED: &str = "ValidationPassed";
@@ -62,6 +63,9 @@ pub struct Plan {
     pub create_job: bool,
     /// Delete the executor Job.
     pub delete_job: bool,
+    /// The hook to run now (stage, index in `spec.hooks`); the status is written with its
+    /// outcome.
+    pub run_hook: Option<(Stage, usize)>,
     /// Events to record on the restore.
     pub events: Vec<Note>,
     /// When to look again.
@@ -206,7 +210,32 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         }
     }
 
-    // Running.
+    // Running: pre-restore hooks first, before anything is written to the target.
+    let (pre_hooks, _) = hook_lists(session);
+    if matches!(observed.executor, Executor::Sidecar | Executor::Job(None)) {
+        match hooks::pre(pre_hooks, status.hooks.as_ref()) {
+            Progress::Run(i) => {
+                plan.run_hook = Some((Stage::Pre, i));
+                plan.status = status;
+                return plan;
+            }
+            Progress::Done { failed } if !failed.is_empty() => {
+                let message = format!(
+                    "pre-restore hook {} failed: nothing was restored",
+                    failed.join(", ")
+                );
+                stop(
+                    &mut status,
+                    observed,
+                    &mut plan,
+                    "PreRestoreHookFailed",
+                    message,
+                );
+                return plan;
+            }
+            Progress::Done { .. } => {}
+        }
+    }
     plan.create_job = executor::ensure(
         &observed.executor,
         &mut status.conditions,
@@ -224,7 +253,6 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             .iter()
             .all(|p| matches!(p, RestorePhase::Succeeded | RestorePhase::Failed));
     if finished {
-        status.duration = Some(format_duration(elapsed(created, now)));
         let failed: Vec<String> = status
             .components
             .iter()
@@ -234,25 +262,11 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 None => format!("{name} failed"),
             })
             .collect();
-        if failed.is_empty() {
-            status.phase = Some(RestorePhase::Succeeded);
-            plan.events.push(Note::normal(
-                "RestoreSucceeded",
-                format!(
-                    "restore succeeded in {}",
-                    status.duration.as_deref().unwrap_or("?")
-                ),
-            ));
-        } else {
-            status.phase = Some(RestorePhase::Failed);
-            plan.events
-                .push(Note::warning("RestoreFailed", failed.join("; ")));
-        }
-        resume(&mut status, &mut plan, now);
-        plan.status = status;
+        let failure = (!failed.is_empty()).then(|| ("RestoreFailed", failed.join("; ")));
+        conclude(&mut status, observed, &mut plan, failure);
         return plan;
     }
-    let stop = if let Some(deadline) = status.restore_deadline.as_ref().map(|t| t.0)
+    let stop_reason = if let Some(deadline) = status.restore_deadline.as_ref().map(|t| t.0)
         && now >= deadline
     {
         Some((
@@ -275,30 +289,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             _ => None,
         }
     };
-    if let Some((reason, message)) = stop {
-        status.phase = Some(RestorePhase::Failed);
-        status.duration = Some(format_duration(elapsed(created, now)));
-        conditions::set(
-            &mut status.conditions,
-            RESTORE_INCOMPLETE,
-            true,
-            reason,
-            &message,
-            now,
-        );
-        for component in status.components.values_mut() {
-            if !matches!(
-                component.phase,
-                Some(RestorePhase::Succeeded | RestorePhase::Failed)
-            ) {
-                component.phase = Some(RestorePhase::Failed);
-                component.error = Some(message.clone());
-            }
-        }
-        plan.delete_job = matches!(observed.executor, Executor::Job(Some(JobState::Active)));
-        plan.events.push(Note::warning(reason, message));
-        resume(&mut status, &mut plan, now);
-        plan.status = status;
+    if let Some((reason, message)) = stop_reason {
+        stop(&mut status, observed, &mut plan, reason, message);
         return plan;
     }
     if let Some(deadline) = status.restore_deadline.as_ref().map(|t| t.0) {
@@ -306,6 +298,124 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
     plan.status = status;
     plan
+}
+
+/// The pre- and post-restore hooks of the session.
+pub fn hook_lists(session: &RestoreSession) -> (&[HookInfo], &[HookInfo]) {
+    session.spec.hooks.as_ref().map_or((&[][..], &[][..]), |h| {
+        (h.pre_restore.as_slice(), h.post_restore.as_slice())
+    })
+}
+
+/// Ends a running restore early: its unfinished components fail with `message`, a running
+/// Job is stopped, then the restore concludes.
+fn stop(
+    status: &mut RestoreSessionStatus,
+    observed: &Observed<'_>,
+    plan: &mut Plan,
+    reason: &'static str,
+    message: String,
+) {
+    if !conditions::is_true(&status.conditions, RESTORE_INCOMPLETE) {
+        conditions::set(
+            &mut status.conditions,
+            RESTORE_INCOMPLETE,
+            true,
+            reason,
+            &message,
+            observed.now,
+        );
+    }
+    for component in status.components.values_mut() {
+        if !matches!(
+            component.phase,
+            Some(RestorePhase::Succeeded | RestorePhase::Failed)
+        ) {
+            component.phase = Some(RestorePhase::Failed);
+            component.error = Some(message.clone());
+        }
+    }
+    plan.delete_job = matches!(observed.executor, Executor::Job(Some(JobState::Active)));
+    conclude(status, observed, plan, Some((reason, message)));
+}
+
+/// The outcome is known: runs the matching post-restore hooks one by one (the restore stays
+/// Running meanwhile), then sets the final phase, records the Event and resumes the backups.
+fn conclude(
+    status: &mut RestoreSessionStatus,
+    observed: &Observed<'_>,
+    plan: &mut Plan,
+    failure: Option<(&'static str, String)>,
+) {
+    match post_hooks_then_outcome(
+        status,
+        observed.session,
+        observed.now,
+        &mut plan.events,
+        failure,
+    ) {
+        Some(hook) => plan.run_hook = Some(hook),
+        None => resume(status, plan, observed.now),
+    }
+    plan.status = status.clone();
+}
+
+/// After the outcome of a restore: the next post-restore hook to run (`Some`, the restore
+/// stays Running), or, once every matching hook ran, the final phase, `duration` and Event
+/// (`None`). A failed post-hook fails the restore.
+pub(crate) fn post_hooks_then_outcome(
+    status: &mut RestoreSessionStatus,
+    session: &RestoreSession,
+    now: Timestamp,
+    events: &mut Vec<Note>,
+    failure: Option<(&'static str, String)>,
+) -> Option<(Stage, usize)> {
+    let succeeded = failure.is_none();
+    let (_, post_hooks) = hook_lists(session);
+    if !post_hooks.is_empty() {
+        let mut hook_status = status.hooks.take().unwrap_or_default();
+        hooks::mark_skipped(post_hooks, &mut hook_status, succeeded);
+        status.hooks = Some(hook_status);
+    }
+    let failed_hooks = match hooks::post(post_hooks, status.hooks.as_ref(), succeeded) {
+        Progress::Run(i) => return Some((Stage::Post, i)),
+        Progress::Done { failed } => failed,
+    };
+    let created = session
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    status.duration = Some(format_duration(elapsed(created, now)));
+    let hook_failure = (!failed_hooks.is_empty()).then(|| {
+        (
+            "PostRestoreHookFailed",
+            format!("post-restore hook {} failed", failed_hooks.join(", ")),
+        )
+    });
+    match failure.or(hook_failure) {
+        None => {
+            status.phase = Some(RestorePhase::Succeeded);
+            events.push(Note::normal(
+                "RestoreSucceeded",
+                format!(
+                    "restore succeeded in {}",
+                    status.duration.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        Some((reason, message)) => {
+            status.phase = Some(RestorePhase::Failed);
+            events.push(Note::warning(reason, message));
+            if !failed_hooks.is_empty() && reason != "PostRestoreHookFailed" {
+                events.push(Note::warning(
+                    "PostRestoreHookFailed",
+                    format!("post-restore hook {} failed", failed_hooks.join(", ")),
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// The snapshot the data source names: a name, `latest`, or the newest at or before the

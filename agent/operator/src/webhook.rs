@@ -1,5 +1,6 @@
 //! The admission webhook server: `POST /mutate` and `POST /validate` over HTTPS answer
-//! AdmissionReviews for Stowaway's kinds with the rules of [`crate::admission`].
+//! AdmissionReviews for Stowaway's kinds with the rules of [`crate::admission`]; `POST
+//! /inject` injects the sidecar into new pods ([`crate::injection`]).
 //!
 //! Every replica serves it (not only the leader). The certificate and key are PEM files, such
 //! as a Secret mounted by the chart. For each review the server reads what the rules need from
@@ -9,18 +10,22 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use stowaway_api::{Addon, BackupStorage, HookTemplate, Repository, RetentionPolicy};
+use stowaway_api::{
+    Addon, BackupConfiguration, BackupStorage, HookTemplate, Repository, RetentionPolicy,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::addon_registry::BuiltinAddon;
 use crate::admission::{Catalog, review};
 use crate::http;
+use crate::injection::SidecarSettings;
 
 /// Errors setting up the webhook's TLS.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +75,10 @@ pub async fn serve(
     tls: Arc<ServerConfig>,
     client: kube::Client,
     builtin_addons: Vec<BuiltinAddon>,
+    sidecar: SidecarSettings,
 ) {
     let builtin_addons = Arc::new(builtin_addons);
+    let sidecar = Arc::new(sidecar);
     let acceptor = TlsAcceptor::from(tls);
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
@@ -80,8 +87,9 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let client = client.clone();
         let builtin_addons = builtin_addons.clone();
+        let sidecar = sidecar.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, acceptor, client, &builtin_addons).await {
+            if let Err(e) = connection(stream, acceptor, client, &builtin_addons, &sidecar).await {
                 tracing::debug!(%peer, error = %e, "webhook connection failed");
             }
         });
@@ -93,20 +101,114 @@ async fn connection(
     acceptor: TlsAcceptor,
     client: kube::Client,
     builtin_addons: &[BuiltinAddon],
+    sidecar: &SidecarSettings,
 ) -> std::io::Result<()> {
     let mut stream = acceptor.accept(stream).await?;
     let Some(request) = http::read_request(&mut stream).await else {
         return Ok(());
     };
-    let mutate = match (request.method.as_str(), request.path.as_str()) {
-        ("POST", "/mutate") => true,
-        ("POST", "/validate") => false,
+    let (status, body) = match (request.method.as_str(), request.path.as_str()) {
+        ("POST", "/mutate") => answer(&request.body, true, &client, builtin_addons).await,
+        ("POST", "/validate") => answer(&request.body, false, &client, builtin_addons).await,
+        ("POST", "/inject") => inject(&request.body, &client, sidecar).await,
         _ => {
             return http::respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await;
         }
     };
-    let (status, body) = answer(&request.body, mutate, &client, builtin_addons).await;
     http::respond(&mut stream, status, "application/json", &body).await
+}
+
+/// The response to one AdmissionReview of a new Pod: the sidecar patch, or the pod as it is.
+/// When the BackupConfigurations cannot be read, the pod is admitted without a sidecar (with a
+/// warning), or denied when `fail_closed` is set.
+pub async fn inject(
+    body: &[u8],
+    client: &kube::Client,
+    sidecar: &SidecarSettings,
+) -> (&'static str, Vec<u8>) {
+    let request = match parse(body) {
+        Ok(r) => r,
+        Err(e) => return ("400 Bad Request", e.into_bytes()),
+    };
+    let response = inject_response(&request, client, sidecar).await;
+    reply(response)
+}
+
+async fn inject_response(
+    request: &AdmissionRequest<DynamicObject>,
+    client: &kube::Client,
+    sidecar: &SidecarSettings,
+) -> AdmissionResponse {
+    use crate::injection::{Decision, decide, patch};
+    let allowed = AdmissionResponse::from(request);
+    if request.kind.kind != "Pod" || request.operation != Operation::Create {
+        return allowed;
+    }
+    let pod: Option<Pod> = request
+        .object
+        .as_ref()
+        .and_then(|o| serde_json::to_value(o).ok())
+        .and_then(|v| serde_json::from_value(v).ok());
+    let Some(pod) = pod else {
+        return allowed.deny("the request holds no readable Pod");
+    };
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| pod.metadata.namespace.clone())
+        .unwrap_or_default();
+    let configs = match Api::<BackupConfiguration>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list.items,
+        Err(e) if sidecar.fail_closed => {
+            return allowed.deny(format!(
+                "cannot read the BackupConfigurations of {namespace} to decide on the Stowaway sidecar: {e}"
+            ));
+        }
+        Err(e) => {
+            let mut response = allowed;
+            response.warnings = Some(vec![format!(
+                "Stowaway could not decide on its sidecar ({e}); the pod starts without it"
+            )]);
+            return response;
+        }
+    };
+    match decide(&pod, &configs) {
+        Decision::Skip(why) => {
+            tracing::debug!(%namespace, reason = %why, "no sidecar");
+            allowed
+        }
+        Decision::Inject { target, because } => {
+            tracing::info!(%namespace, kind = %target.kind, name = %target.name, %because, "injecting the sidecar");
+            match allowed.clone().with_patch(patch(&pod, &target, sidecar)) {
+                Ok(response) => response,
+                Err(e) if sidecar.fail_closed => {
+                    allowed.deny(format!("cannot encode the sidecar patch: {e}"))
+                }
+                Err(_) => allowed,
+            }
+        }
+    }
+}
+
+fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, String> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| format!("not an AdmissionReview: {e}\n"))?;
+    review
+        .try_into()
+        .map_err(|e| format!("AdmissionReview without a request: {e}\n"))
+}
+
+fn reply(response: AdmissionResponse) -> (&'static str, Vec<u8>) {
+    match serde_json::to_vec(&response.into_review()) {
+        Ok(body) => ("200 OK", body),
+        Err(e) => (
+            "500 Internal Server Error",
+            format!("serializing the response: {e}\n").into_bytes(),
+        ),
+    }
 }
 
 /// The response to one AdmissionReview body.
@@ -116,23 +218,9 @@ pub async fn answer(
     client: &kube::Client,
     builtin_addons: &[BuiltinAddon],
 ) -> (&'static str, Vec<u8>) {
-    let review_in: AdmissionReview<DynamicObject> = match serde_json::from_slice(body) {
+    let request = match parse(body) {
         Ok(r) => r,
-        Err(e) => {
-            return (
-                "400 Bad Request",
-                format!("not an AdmissionReview: {e}\n").into_bytes(),
-            );
-        }
-    };
-    let request: AdmissionRequest<DynamicObject> = match review_in.try_into() {
-        Ok(r) => r,
-        Err(e) => {
-            return (
-                "400 Bad Request",
-                format!("AdmissionReview without a request: {e}\n").into_bytes(),
-            );
-        }
+        Err(e) => return ("400 Bad Request", e.into_bytes()),
     };
     let response = match catalog(client, request.namespace.as_deref()).await {
         Ok(mut catalog) => {
@@ -143,14 +231,7 @@ pub async fn answer(
             "cannot read what the admission rules need from the API server: {e}"
         )),
     };
-    let out = response.into_review();
-    match serde_json::to_vec(&out) {
-        Ok(body) => ("200 OK", body),
-        Err(e) => (
-            "500 Internal Server Error",
-            format!("serializing the response: {e}\n").into_bytes(),
-        ),
-    }
+    reply(response)
 }
 
 /// What the admission rules need to see of the cluster.

@@ -17,8 +17,8 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use stowaway_api::{
-    Addon, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage, HookTemplate,
-    Repository, RestoreSession, RetentionPolicy,
+    Addon, BackupBatch, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage,
+    HookTemplate, Repository, RestoreSession, RetentionPolicy,
 };
 use stowaway_operator::admission::{self, Catalog, FieldError};
 
@@ -241,6 +241,11 @@ fn admit(manifest: &Manifest, catalog: &Catalog) -> Result<(), Vec<FieldError>> 
             manifest,
             |o| admission::default_backup_configuration(o, catalog),
             |o: &BackupConfiguration| admission::validate_backup_configuration(o, None, catalog),
+        ),
+        "BackupBatch" => run(
+            manifest,
+            |o| o,
+            |o: &BackupBatch| admission::validate_backup_batch(o, None, catalog),
         ),
         "BackupSession" => run(
             manifest,

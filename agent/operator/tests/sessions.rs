@@ -20,14 +20,15 @@ use stowaway_api::backup_configuration::BackupConfigurationPhase;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::{
-    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
-    RetentionPolicy, Snapshot,
+    Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository,
+    RestoreSession, RetentionPolicy, Snapshot,
 };
 use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
 use stowaway_operator::schedule::Schedule;
 
 mod common;
+use common::{ClusterObject, with_cluster_objects};
 
 const SCHEDULE: &str = "*/5 * * * *";
 
@@ -39,6 +40,11 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Harness {
+        Harness::with_cluster(Vec::new()).await
+    }
+
+    /// A harness whose API server also serves these cluster-scoped objects.
+    async fn with_cluster(cluster: Vec<ClusterObject>) -> Harness {
         let start = Timestamp::now();
         let storage: BackupStorage = yaml(
             r#"
@@ -92,6 +98,8 @@ spec:
             .with_status_subresource::<Snapshot>()
             .with_resource::<BackupConfiguration>()
             .with_status_subresource::<BackupConfiguration>()
+            .with_resource::<BackupBatch>()
+            .with_status_subresource::<BackupBatch>()
             .with_resource::<BackupSession>()
             .with_status_subresource::<BackupSession>()
             .with_resource::<stowaway_api::HookTemplate>()
@@ -106,6 +114,7 @@ spec:
             .build()
             .await
             .expect("fake client");
+        let client = with_cluster_objects(client, cluster);
         let now = Arc::new(Mutex::new(start));
         let clock_now = now.clone();
         let ctx = Context::new(
@@ -153,6 +162,15 @@ spec:
             .await
             .expect("reconcile session");
         api.get(name).await.expect("session")
+    }
+
+    async fn reconcile_restore(&self, name: &str) -> RestoreSession {
+        let api: Api<RestoreSession> = self.api();
+        let restore = api.get(name).await.expect("restore");
+        controller::restore_session::reconcile(Arc::new(restore), self.ctx.clone())
+            .await
+            .expect("reconcile restore");
+        api.get(name).await.expect("restore")
     }
 
     async fn sessions(&self) -> Vec<BackupSession> {
@@ -718,4 +736,493 @@ async fn a_failing_pre_hook_fails_the_session_without_reading_data() {
         snapshot.status.and_then(|s| s.phase),
         Some(RunPhase::Failed)
     );
+}
+
+/// A batch `shop`: member `web` (Deployment web, with a sidecar) and member `data` (PVC
+/// uploads, no sidecar), one session, one repository each.
+async fn add_batch(h: &Harness) {
+    let batch: BackupBatch = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupBatch
+metadata: {name: shop, namespace: demo}
+spec:
+  backends:
+    - {name: local, storageRef: {name: store}, retentionPolicy: {name: keep}}
+  targets:
+    - {name: web, appRef: {apiGroup: apps, kind: Deployment, name: web}}
+    - {name: data, appRef: {kind: PersistentVolumeClaim, name: uploads}}
+  sessions:
+    - name: nightly
+      scheduler: {schedule: "0 1 * * *"}
+      targets:
+        - name: web
+          addon: {name: postgres-addon, tasks: [{name: logical-backup}]}
+          repositories: [{name: shop-web, backend: local, directory: /shop/web}]
+        - name: data
+          addon: {name: pvc-addon, tasks: [{name: logical-backup}]}
+          repositories: [{name: shop-data, backend: local, directory: /shop/data}]
+"#,
+    );
+    h.api::<BackupBatch>()
+        .create(&Default::default(), &batch)
+        .await
+        .expect("batch");
+    let mut pvc = k8s_openapi::api::core::v1::PersistentVolumeClaim::default();
+    pvc.metadata.name = Some("uploads".into());
+    h.api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>()
+        .create(&Default::default(), &pvc)
+        .await
+        .expect("pvc");
+    let mut pod = Pod::default();
+    pod.metadata.name = Some("web-1".into());
+    pod.metadata.labels = Some(
+        [(
+            "stowaway.dev/sidecar-target".to_owned(),
+            "deployment.web".to_owned(),
+        )]
+        .into(),
+    );
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase: Some("Running".into()),
+        ..Default::default()
+    });
+    h.api::<Pod>()
+        .create(&Default::default(), &pod)
+        .await
+        .expect("pod");
+}
+
+async fn reconcile_batch(h: &Harness) -> BackupBatch {
+    let api: Api<BackupBatch> = h.api();
+    let batch = api.get("shop").await.expect("batch");
+    controller::backup_configuration::reconcile_batch(Arc::new(batch), h.ctx.clone())
+        .await
+        .expect("reconcile batch");
+    api.get("shop").await.expect("batch")
+}
+
+#[tokio::test]
+async fn a_batch_backs_up_its_members_in_one_session_with_the_sidecar_and_a_job() {
+    let h = Harness::new().await;
+    add_batch(&h).await;
+
+    // Repositories for each member, with that member's target.
+    let batch = reconcile_batch(&h).await;
+    let status = batch.status.expect("status");
+    assert_eq!(
+        status.common.phase,
+        Some(BackupConfigurationPhase::NotReady)
+    );
+    let found: Vec<(String, Option<bool>)> = status
+        .targets
+        .iter()
+        .map(|t| (t.reference.name.clone(), t.found))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("web".into(), Some(true)), ("uploads".into(), Some(true))]
+    );
+    let repos: Api<Repository> = h.api();
+    for (repo, target) in [("shop-web", "web"), ("shop-data", "uploads")] {
+        let r = repos.get(repo).await.expect("repository created");
+        assert_eq!(r.spec.app_ref.name, target);
+        let patch = serde_json::json!({"status": {"phase": "Ready"}});
+        repos
+            .patch_status(repo, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("repository status");
+    }
+
+    // Ready: the initial run, one BackupSession for the whole batch.
+    let batch = reconcile_batch(&h).await;
+    assert_eq!(
+        batch.status.expect("status").common.phase,
+        Some(BackupConfigurationPhase::Ready)
+    );
+    let sessions: Vec<BackupSession> = h
+        .sessions()
+        .await
+        .into_iter()
+        .filter(|s| s.spec.invoker.kind == "BackupBatch")
+        .collect();
+    assert_eq!(sessions.len(), 1);
+    let name = sessions[0].name_any();
+
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Running));
+    assert_eq!(status.total_snapshots, Some(2));
+    for (repo, member) in [("shop-web", "web"), ("shop-data", "data")] {
+        let snapshot: Snapshot = h
+            .api()
+            .get(&format!("{repo}-{name}"))
+            .await
+            .expect("snapshot per member");
+        assert_eq!(
+            snapshot
+                .labels()
+                .get("stowaway.dev/batch-member")
+                .map(String::as_str),
+            Some(member)
+        );
+    }
+    // The sidecar takes member web; member data gets a Job with its PVC mounted read-only.
+    let jobs = h
+        .api::<Job>()
+        .list(&ListParams::default())
+        .await
+        .expect("jobs")
+        .items;
+    let job_names: Vec<String> = jobs.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(job_names, vec![format!("backup-{name}-data")]);
+    let pod = jobs[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec");
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    assert_eq!(&args[args.len() - 2..], ["--member", "data"]);
+    let claim = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find_map(|v| v.persistent_volume_claim.as_ref())
+        .expect("the PVC volume");
+    assert_eq!(
+        (claim.claim_name.as_str(), claim.read_only),
+        ("uploads", Some(true))
+    );
+
+    // One member done is not enough; both done is a success.
+    h.finish_snapshot(&format!("shop-web-{name}"), "Succeeded", "1.00 MiB")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    assert_eq!(
+        session.status.expect("status").phase,
+        Some(BackupSessionPhase::Running)
+    );
+    h.finish_snapshot(&format!("shop-data-{name}"), "Succeeded", "3.00 MiB")
+        .await;
+    let session = h.reconcile_session(&name).await;
+    let status = session.status.expect("status");
+    assert_eq!(status.phase, Some(BackupSessionPhase::Succeeded));
+    assert_eq!(status.size.as_deref(), Some("4.00 MiB"));
+
+    // The run restored together: one member restore each, the batch paused meanwhile.
+    let restore: RestoreSession = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {name: back, namespace: demo}
+spec:
+  dataSource:
+    batch: {name: shop}
+"#,
+    );
+    let restores: Api<RestoreSession> = h.api();
+    restores
+        .create(&Default::default(), &restore)
+        .await
+        .expect("restore");
+    let back = h.reconcile_restore("back").await;
+    assert_eq!(
+        back.status.as_ref().and_then(|s| s.phase),
+        Some(stowaway_api::restore_session::RestorePhase::Running)
+    );
+    let batch: BackupBatch = h.api().get("shop").await.expect("batch");
+    assert_eq!(batch.spec.paused, Some(true));
+    for (child, snapshot) in [
+        ("back-web", format!("shop-web-{name}")),
+        ("back-data", format!("shop-data-{name}")),
+    ] {
+        let c = restores.get(child).await.expect("member restore");
+        assert_eq!(
+            c.spec.data_source.snapshot.as_deref(),
+            Some(snapshot.as_str())
+        );
+        let patch = serde_json::json!({"status": {"phase": "Succeeded"}});
+        restores
+            .patch_status(child, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("member status");
+    }
+    let back = h.reconcile_restore("back").await;
+    assert_eq!(
+        back.status.as_ref().and_then(|s| s.phase),
+        Some(stowaway_api::restore_session::RestorePhase::Succeeded)
+    );
+    let batch: BackupBatch = h.api().get("shop").await.expect("batch");
+    assert_eq!(batch.spec.paused, Some(false));
+}
+
+/// A succeeded backup of `db`, so that a restore has a snapshot to read.
+async fn backed_up(h: &Harness) {
+    h.reconcile_config().await;
+    h.repository_ready().await;
+    h.reconcile_config().await;
+    let name = h.sessions().await[0].name_any();
+    h.reconcile_session(&name).await;
+    let patch = serde_json::json!({"status": {
+        "phase": "Succeeded",
+        "snapshotTime": "2026-01-01T00:00:00Z",
+        "components": {"dump": {"phase": "Succeeded"}},
+    }});
+    h.api::<Snapshot>()
+        .patch_status(
+            &format!("repo-{name}"),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("snapshot status");
+    h.reconcile_session(&name).await;
+}
+
+#[tokio::test]
+async fn restore_hooks_run_in_a_pod_and_as_a_function_job() {
+    let function: stowaway_api::Function = yaml(
+        r#"
+apiVersion: addons.stowaway.dev/v1alpha1
+kind: Function
+metadata: {name: reporter}
+spec:
+  image: registry.example/reporter:${TAG:=2}
+  args: ["--session=${SESSION}", "--phase=${PHASE}"]
+"#,
+    );
+    let h = Harness::with_cluster(vec![ClusterObject::of(&function)]).await;
+    backed_up(&h).await;
+    let (port, seen) = hook_server(200).await;
+
+    // A Pod hook: HTTP to the first Running pod labelled app=pg (its IP is the loopback).
+    for (pod_name, ip, phase) in [
+        ("pg-0", "127.0.0.1", "Running"),
+        ("pg-1", "127.0.0.9", "Running"),
+        ("pg-old", "127.0.0.9", "Failed"),
+    ] {
+        let mut pod = Pod::default();
+        pod.metadata.name = Some(pod_name.into());
+        pod.metadata.labels = Some([("app".to_owned(), "pg".to_owned())].into());
+        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some(phase.into()),
+            pod_ip: Some(ip.into()),
+            ..Default::default()
+        });
+        h.api::<Pod>()
+            .create(&Default::default(), &pod)
+            .await
+            .expect("pod");
+    }
+    let templates: Api<stowaway_api::HookTemplate> = h.api();
+    for template in [
+        format!(
+            r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: HookTemplate
+metadata: {{name: quiesce, namespace: demo}}
+spec:
+  executor: {{type: Pod, pod: {{selector: app=pg, strategy: ExecuteOnOne}}}}
+  action: {{httpGet: {{port: {port}, path: "/quiesce/${{TARGET_NAME}}"}}}}
+"#
+        ),
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: HookTemplate
+metadata: {name: report, namespace: demo}
+spec:
+  executor:
+    type: Function
+    function:
+      name: reporter
+      env: [{name: CHANNEL, value: ops}]
+"#
+        .to_owned(),
+    ] {
+        let t: stowaway_api::HookTemplate = yaml(&template);
+        templates
+            .create(&Default::default(), &t)
+            .await
+            .expect("template");
+    }
+
+    let restore: RestoreSession = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {name: undo, namespace: demo}
+spec:
+  target: {apiGroup: apps, kind: Deployment, name: web}
+  dataSource: {repository: repo, snapshot: latest}
+  addon: {name: postgres-addon, tasks: [{name: logical-restore}]}
+  hooks:
+    preRestore: [{name: quiesce, hookTemplate: {name: quiesce}}]
+    postRestore: [{name: report, hookTemplate: {name: report}, executionPolicy: Always}]
+"#,
+    );
+    h.api::<RestoreSession>()
+        .create(&Default::default(), &restore)
+        .await
+        .expect("restore");
+
+    // The pre-restore hook first, before any Job.
+    let undo = h.reconcile_restore("undo").await;
+    let status = undo.status.expect("status");
+    assert_eq!(
+        status.hooks.as_ref().map(|h| h.pre_hooks[0].phase.clone()),
+        Some(Some("Succeeded".to_owned()))
+    );
+    assert_eq!(
+        seen.lock().expect("log").clone(),
+        vec!["GET /quiesce/web HTTP/1.1 | ".to_owned()],
+        "one request, to pg-0 only"
+    );
+    assert!(
+        h.api::<Job>()
+            .get_opt("restore-undo")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    h.reconcile_restore("undo").await;
+    assert!(
+        h.api::<Job>()
+            .get_opt("restore-undo")
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // The executor restores the component: the Function hook's Job runs, then the restore ends.
+    let patch = serde_json::json!({"status": {"components": {"dump": {"phase": "Succeeded"}}}});
+    h.api::<RestoreSession>()
+        .patch_status("undo", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("component status");
+    let undo = h.reconcile_restore("undo").await;
+    assert_eq!(
+        undo.status.as_ref().and_then(|s| s.phase),
+        Some(stowaway_api::restore_session::RestorePhase::Running),
+        "running while its post-hook runs"
+    );
+    let job: Job = h
+        .api()
+        .get("hook-undo-post-report")
+        .await
+        .expect("hook Job");
+    let container = &job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod")
+        .containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("registry.example/reporter:2")
+    );
+    assert_eq!(
+        container.args.clone().unwrap_or_default(),
+        vec!["--session=undo".to_owned(), "--phase=Succeeded".to_owned()]
+    );
+    let env: Vec<(String, Option<String>)> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
+    assert!(
+        env.contains(&("CHANNEL".to_owned(), Some("ops".to_owned()))),
+        "{env:?}"
+    );
+    // Still running: nothing changes.
+    let undo = h.reconcile_restore("undo").await;
+    assert_eq!(
+        undo.status.as_ref().and_then(|s| s.phase),
+        Some(stowaway_api::restore_session::RestorePhase::Running)
+    );
+    // The Job completes: the hook succeeded and so did the restore.
+    let patch =
+        serde_json::json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}});
+    h.api::<Job>()
+        .patch_status(
+            "hook-undo-post-report",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("job status");
+    // This pass records the hook's outcome; the next one concludes.
+    h.reconcile_restore("undo").await;
+    let undo = h.reconcile_restore("undo").await;
+    let status = undo.status.expect("status");
+    assert_eq!(
+        status.phase,
+        Some(stowaway_api::restore_session::RestorePhase::Succeeded)
+    );
+    assert_eq!(
+        status.hooks.expect("hooks").post_hooks[0].phase.as_deref(),
+        Some("Succeeded")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_pre_restore_hook_fails_the_restore_before_any_job() {
+    let h = Harness::new().await;
+    backed_up(&h).await;
+    let (port, _) = hook_server(503).await;
+    let template: stowaway_api::HookTemplate = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: HookTemplate
+metadata: {{name: stop-app, namespace: demo}}
+spec:
+  executor: {{type: Operator}}
+  action: {{httpPost: {{host: 127.0.0.1, port: {port}, path: /stop}}}}
+"#
+    ));
+    h.api::<stowaway_api::HookTemplate>()
+        .create(&Default::default(), &template)
+        .await
+        .expect("template");
+    let restore: RestoreSession = yaml(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {name: undo, namespace: demo}
+spec:
+  target: {apiGroup: apps, kind: Deployment, name: web}
+  dataSource: {repository: repo, snapshot: latest}
+  hooks:
+    preRestore: [{name: stop, hookTemplate: {name: stop-app}}]
+"#,
+    );
+    h.api::<RestoreSession>()
+        .create(&Default::default(), &restore)
+        .await
+        .expect("restore");
+    h.reconcile_restore("undo").await;
+    let undo = h.reconcile_restore("undo").await;
+    let status = undo.status.expect("status");
+    assert_eq!(
+        status.phase,
+        Some(stowaway_api::restore_session::RestorePhase::Failed)
+    );
+    let incomplete = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "RestoreIncomplete")
+        .expect("condition");
+    assert_eq!(incomplete.reason.as_deref(), Some("PreRestoreHookFailed"));
+    assert_eq!(
+        status.components["dump"].error.as_deref(),
+        Some("pre-restore hook stop failed: nothing was restored")
+    );
+    assert!(
+        h.api::<Job>()
+            .get_opt("restore-undo")
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(h.config().await.spec.paused, Some(false), "backups resumed");
 }

@@ -36,14 +36,30 @@ struct Server {
 
 async fn start() -> Server {
     let first: BackupStorage = serde_yaml::from_str(DEFAULT_STORAGE).expect("storage");
+    let sidecar_config: stowaway_api::BackupConfiguration = serde_yaml::from_str(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupConfiguration
+metadata:
+  name: web-backup
+  namespace: demo
+  annotations: {stowaway.dev/inject: "true"}
+spec:
+  target: {apiGroup: apps, kind: Deployment, name: web}
+  sessions: []
+"#,
+    )
+    .expect("configuration");
     let client = ClientBuilder::new()
         .with_resource::<BackupStorage>()
         .with_resource::<RetentionPolicy>()
         .with_resource::<HookTemplate>()
         .with_resource::<Repository>()
         .with_resource::<Addon>()
+        .with_resource::<stowaway_api::BackupConfiguration>()
         .with_object(first)
         .with_object(serde_yaml::from_str::<RetentionPolicy>(KEEP).expect("policy"))
+        .with_object(sidecar_config)
         .build()
         .await
         .expect("fake client");
@@ -65,6 +81,10 @@ async fn start() -> Server {
         tls,
         client,
         common::builtin_addons(),
+        stowaway_operator::injection::SidecarSettings {
+            image: "registry.example/stowaway:1.0".into(),
+            ..Default::default()
+        },
     ));
     let http = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("root"))
@@ -301,4 +321,91 @@ fn base64_decode(text: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+fn pod_review(pod: Value, operation: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "5e1b2c3d",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "demo",
+            "operation": operation,
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            "object": pod,
+            "dryRun": false
+        }
+    })
+}
+
+fn web_pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": "web-7c9b4-",
+            "namespace": "demo",
+            "labels": {"app": "web", "pod-template-hash": "7c9b4"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "name": "web-7c9b4", "uid": "u", "controller": true}]
+        },
+        "spec": {
+            "containers": [{"name": "web", "image": "nginx",
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "web-data"}}]
+        }
+    })
+}
+
+fn patch_of(answer: &Value) -> Option<json_patch::Patch> {
+    let bytes: Vec<u8> = match &answer["response"]["patch"] {
+        Value::Array(items) => items
+            .iter()
+            .map(|v| u8::try_from(v.as_u64().expect("byte")).expect("byte"))
+            .collect(),
+        Value::String(text) => base64_decode(text),
+        Value::Null => return None,
+        other => panic!("unexpected patch {other}"),
+    };
+    Some(serde_json::from_slice(&bytes).expect("a JSON patch"))
+}
+
+#[tokio::test]
+async fn a_new_pod_of_a_workload_in_sidecar_mode_gets_the_sidecar() {
+    let server = start().await;
+    let pod = web_pod();
+    let answer = post(&server, "/inject", &pod_review(pod.clone(), "CREATE")).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let patch = patch_of(&answer).expect("a patch");
+    let mut out = pod.clone();
+    json_patch::patch(&mut out, &patch.0).expect("the patch applies");
+    let sidecar = out["spec"]["containers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "stowaway"))
+        .expect("the sidecar");
+    assert_eq!(sidecar["image"], "registry.example/stowaway:1.0");
+    assert_eq!(
+        sidecar["volumeMounts"][0],
+        json!({"name": "data", "mountPath": "/stowaway/volumes/data", "readOnly": true})
+    );
+    assert_eq!(
+        out["metadata"]["labels"]["stowaway.dev/sidecar-target"],
+        "deployment.web"
+    );
+
+    // The injected pod again (a retried admission): no second sidecar.
+    let again = post(&server, "/inject", &pod_review(out, "CREATE")).await;
+    assert_eq!(again["response"]["allowed"], true);
+    assert!(patch_of(&again).is_none(), "{again}");
+
+    // Updates are never patched (nothing restarts by surprise), and other workloads are left alone.
+    let update = post(&server, "/inject", &pod_review(pod, "UPDATE")).await;
+    assert!(patch_of(&update).is_none(), "{update}");
+    let mut other = web_pod();
+    other["metadata"]["ownerReferences"][0]["name"] = json!("api-7c9b4");
+    let answer = post(&server, "/inject", &pod_review(other, "CREATE")).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(patch_of(&answer).is_none(), "{answer}");
 }

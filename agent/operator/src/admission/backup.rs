@@ -2,14 +2,91 @@
 
 use std::collections::BTreeMap;
 
+use stowaway_api::backup_configuration::{BackupConfigurationSpec, Session};
 use stowaway_api::common::ObjectReference;
-use stowaway_api::{BackupConfiguration, BackupSession};
+use stowaway_api::{BackupBatch, BackupConfiguration, BackupSession};
 
 use super::checks::{
     TaskKind, check_addon, check_duration, check_hooks, check_names, check_schedule, list_or_none,
 };
 use super::usage::{Referable, check_reference, reference_namespace};
 use super::{Catalog, FieldError, Rejection, namespace_of};
+
+/// Validates a BackupBatch: its own rules (members named once, sessions naming members, a
+/// repository per member) and, for every member of every session, the rules of a
+/// BackupConfiguration (backends, schedule, addon and params, hooks, repositories), reported
+/// under the batch's field paths.
+pub fn validate_backup_batch(
+    new: &BackupBatch,
+    _old: Option<&BackupBatch>,
+    catalog: &Catalog,
+) -> Result<(), Rejection> {
+    let mut errors: Vec<FieldError> = crate::backup_batch::validate(new)
+        .into_iter()
+        .map(|p| match p.split_once(": ") {
+            Some((path, message)) => FieldError::new(path, message),
+            None => FieldError::new("spec", p),
+        })
+        .collect();
+    // One session per (session, member), validated as a configuration's sessions.
+    let mut origin = Vec::new();
+    let mut sessions = Vec::new();
+    for (i, session) in new.spec.sessions.iter().enumerate() {
+        for (k, member) in session.targets.iter().enumerate() {
+            origin.push((i, k));
+            sessions.push(Session {
+                name: format!("{}-{}", session.name, member.name),
+                scheduler: session.scheduler.clone(),
+                hooks: session.hooks.clone(),
+                retry_config: session.retry_config.clone(),
+                backup_timeout: session.backup_timeout.clone(),
+                session_history_limit: session.session_history_limit,
+                addon: member.addon.clone(),
+                repositories: member.repositories.clone(),
+            });
+        }
+    }
+    let config = BackupConfiguration {
+        metadata: new.metadata.clone(),
+        spec: BackupConfigurationSpec {
+            target: new.spec.targets.first().map(|t| t.app_ref.clone()),
+            backends: new.spec.backends.clone(),
+            sessions,
+            paused: new.spec.paused,
+        },
+        status: None,
+    };
+    if let Err(Rejection(found)) = validate_backup_configuration(&config, None, catalog) {
+        for error in found {
+            let path = batch_path(&error.path, &origin);
+            let error = FieldError::new(path, error.message);
+            if !errors.contains(&error) && !error.path.ends_with(".name") {
+                errors.push(error);
+            }
+        }
+    }
+    Rejection::check(errors)
+}
+
+/// `spec.sessions[n]...` of the flattened sessions, as the batch's path: member fields
+/// (`addon`, `repositories`) under `spec.sessions[i].targets[k]`, the others under
+/// `spec.sessions[i]`.
+fn batch_path(path: &str, origin: &[(usize, usize)]) -> String {
+    let Some(rest) = path.strip_prefix("spec.sessions[") else {
+        return path.to_owned();
+    };
+    let Some((index, rest)) = rest.split_once(']') else {
+        return path.to_owned();
+    };
+    let Some((i, k)) = index.parse::<usize>().ok().and_then(|n| origin.get(n)) else {
+        return path.to_owned();
+    };
+    if rest.starts_with(".addon") || rest.starts_with(".repositories") {
+        format!("spec.sessions[{i}].targets[{k}]{rest}")
+    } else {
+        format!("spec.sessions[{i}]{rest}")
+    }
+}
 
 /// Validates a BackupConfiguration (after defaulting).
 ///

@@ -17,14 +17,48 @@ pub fn validate_restore_session(
     let mut errors = Vec::new();
     let namespace = namespace_of(&new.metadata);
     let source = &new.spec.data_source;
-    if source.repository.as_deref().unwrap_or("").is_empty() {
-        errors.push(FieldError::new("spec.dataSource.repository", "required"));
-    }
-    if source.snapshot.as_deref().unwrap_or("").is_empty() && source.pitr.is_none() {
-        errors.push(FieldError::new(
-            "spec.dataSource.snapshot",
-            "required: a Snapshot name or latest",
-        ));
+    if let Some(batch) = &source.batch {
+        // A batch restore reads every member's snapshot of one BackupSession of the batch.
+        if batch.name.is_empty() {
+            errors.push(FieldError::new("spec.dataSource.batch.name", "required"));
+        }
+        for (field, set) in [
+            ("repository", source.repository.is_some()),
+            ("snapshot", source.snapshot.is_some()),
+            ("pitr", source.pitr.is_some()),
+            ("components", !source.components.is_empty()),
+        ] {
+            if set {
+                errors.push(FieldError::new(
+                    format!("spec.dataSource.{field}"),
+                    "not allowed with batch: the batch's BackupSession chooses each member's snapshot",
+                ));
+            }
+        }
+        if new.spec.target.is_some() {
+            errors.push(FieldError::new(
+                "spec.target",
+                "not allowed with spec.dataSource.batch: each member is restored into its own target",
+            ));
+        }
+        check_names(
+            batch
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("spec.dataSource.batch.members[{i}]"), m.as_str())),
+            &mut errors,
+        );
+    } else {
+        if source.repository.as_deref().unwrap_or("").is_empty() {
+            errors.push(FieldError::new("spec.dataSource.repository", "required"));
+        }
+        if source.snapshot.as_deref().unwrap_or("").is_empty() && source.pitr.is_none() {
+            errors.push(FieldError::new(
+                "spec.dataSource.snapshot",
+                "required: a Snapshot name or latest",
+            ));
+        }
     }
     check_names(
         source

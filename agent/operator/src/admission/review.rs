@@ -10,15 +10,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use stowaway_api::{
-    Addon, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage, HookTemplate,
-    Repository, RestoreSession, RetentionPolicy,
+    Addon, BackupBatch, BackupBlueprint, BackupConfiguration, BackupSession, BackupStorage,
+    HookTemplate, Repository, RestoreSession, RetentionPolicy,
 };
 
 use super::{
     Catalog, Rejection, default_backup_blueprint, default_backup_configuration,
     default_backup_storage, default_hook_template, default_retention_policy, validate_addon,
-    validate_backup_configuration, validate_backup_session, validate_backup_storage,
-    validate_hook_template, validate_repository, validate_restore_session,
+    validate_backup_batch, validate_backup_configuration, validate_backup_session,
+    validate_backup_storage, validate_hook_template, validate_repository, validate_restore_session,
     validate_retention_policy,
 };
 
@@ -75,6 +75,7 @@ enum Kind {
     RetentionPolicy,
     Repository,
     BackupConfiguration,
+    BackupBatch,
     BackupSession,
     RestoreSession,
     HookTemplate,
@@ -103,6 +104,7 @@ impl Kind {
                 is::<BackupConfiguration>(group, kind),
                 Kind::BackupConfiguration,
             ),
+            (is::<BackupBatch>(group, kind), Kind::BackupBatch),
             (is::<BackupSession>(group, kind), Kind::BackupSession),
             (is::<RestoreSession>(group, kind), Kind::RestoreSession),
             (is::<HookTemplate>(group, kind), Kind::HookTemplate),
@@ -124,6 +126,7 @@ impl Kind {
                 patch_of(input, |bc| default_backup_configuration(bc, input.catalog))
             }
             Kind::Repository => patch_of::<Repository>(input, identity),
+            Kind::BackupBatch => patch_of::<BackupBatch>(input, identity),
             Kind::BackupSession => patch_of::<BackupSession>(input, identity),
             Kind::RestoreSession => patch_of::<RestoreSession>(input, identity),
             Kind::Addon => patch_of::<Addon>(input, identity),
@@ -136,6 +139,7 @@ impl Kind {
             Kind::RetentionPolicy => check(input, validate_retention_policy),
             Kind::Repository => check(input, validate_repository),
             Kind::BackupConfiguration => check(input, validate_backup_configuration),
+            Kind::BackupBatch => check(input, validate_backup_batch),
             Kind::BackupSession => check(input, validate_backup_session),
             Kind::RestoreSession => check(input, validate_restore_session),
             Kind::HookTemplate => check(input, validate_hook_template),

@@ -47,11 +47,11 @@ fn plan_at(
     now: &str,
 ) -> Plan {
     decide(&Observed {
-        config,
+        invoker: Invoker::Configuration(config),
         backends: ready_backends(),
-        addon: Lookup::Ready,
+        addons: vec![("postgres".into(), Lookup::Ready)],
         addon_problems: Vec::new(),
-        target_found: Some(true),
+        targets_found: vec![Some(true)],
         repositories,
         sessions,
         now: at(now),
@@ -164,7 +164,7 @@ fn missing_references_leave_it_not_ready_with_the_reason() {
     let config = config();
     let repos = [ready_repository()];
     let plan = decide(&Observed {
-        config: &config,
+        invoker: Invoker::Configuration(&config),
         backends: vec![BackendObserved {
             name: "s3".into(),
             storage: Lookup::Missing,
@@ -172,9 +172,9 @@ fn missing_references_leave_it_not_ready_with_the_reason() {
                 "namespace demo is not allowed to refer RetentionPolicy ops/keep: check its usagePolicy".into(),
             )),
         }],
-        addon: Lookup::Missing,
+        addons: vec![("postgres".into(), Lookup::Missing)],
         addon_problems: Vec::new(),
-        target_found: Some(false),
+        targets_found: vec![Some(false)],
         repositories: &repos,
         sessions: &[],
         now: at("2026-01-01T03:00:00Z"),
@@ -237,11 +237,11 @@ fn addon_references_are_checked_against_the_addon() {
     let config = config();
     let repos = [ready_repository()];
     let observed = |addon: Lookup, problems: &[&str]| Observed {
-        config: &config,
+        invoker: Invoker::Configuration(&config),
         backends: ready_backends(),
-        addon,
+        addons: vec![("postgres".into(), addon)],
         addon_problems: problems.iter().map(|p| (*p).to_owned()).collect(),
-        target_found: Some(true),
+        targets_found: vec![Some(true)],
         repositories: &repos,
         sessions: &[],
         now: at("2026-01-01T03:00:00Z"),
@@ -255,14 +255,17 @@ fn addon_references_are_checked_against_the_addon() {
     assert!(plan.create_sessions.is_empty());
 
     // A third-party Addon whose component is not verified: NotReady with its reason.
-    let why = "Addon \"postgres\" is not ready: DigestMismatch: the component at https://addons.example/pg.wasm has SHA-256 00";
+    let why = "DigestMismatch: the component at https://addons.example/pg.wasm has SHA-256 00";
     let plan = decide(&observed(Lookup::NotReady(why.to_owned()), &[]));
     assert_eq!(plan.status.phase, Some(BackupConfigurationPhase::NotReady));
     assert!(
         plan.create_sessions.is_empty(),
         "nothing runs while NotReady"
     );
-    assert_eq!(plan.events[0].message, why);
+    assert_eq!(
+        plan.events[0].message,
+        format!("Addon \"postgres\" is not ready: {why}")
+    );
     assert_eq!(plan.status.dependencies[0].found, Some(true));
 
     let plan = decide(&observed(Lookup::Ready, &[]));
@@ -433,9 +436,10 @@ fn retries_are_set_from_the_retry_config() {
         delay: Some("1m".into()),
     });
     config.spec.sessions[0].backup_timeout = Some("2h".into());
+    let invoker = Invoker::Configuration(&config);
     let session = new_session(
-        &config,
-        &config.spec.sessions[0],
+        invoker,
+        &invoker.sessions()[0],
         at("2026-01-01T02:00:00Z"),
         "schedule",
     );

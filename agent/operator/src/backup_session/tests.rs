@@ -32,10 +32,10 @@ fn decide_at(
 ) -> Plan {
     decide(&Observed {
         session,
-        invoker: config,
+        invoker: config.map(Invoker::Configuration),
         siblings,
         snapshots,
-        executor,
+        executors: vec![executor],
         now: at(now),
     })
 }
@@ -109,7 +109,7 @@ fn a_new_session_starts_writes_one_snapshot_per_repository_and_gets_a_job() {
         snapshot.spec.app_ref.as_ref().map(|r| r.name.as_str()),
         Some("web")
     );
-    assert!(plan.create_job);
+    assert_eq!(plan.create_jobs, vec![0]);
     assert!(conditions::is_true(
         &plan.status.conditions,
         EXECUTOR_ENSURED
@@ -133,7 +133,7 @@ fn a_sidecar_gets_the_work_without_a_job() {
         Executor::Sidecar,
         "2026-01-01T02:00:01Z",
     );
-    assert!(!plan.create_job);
+    assert!(plan.create_jobs.is_empty());
     let ensured = conditions::get(&plan.status.conditions, EXECUTOR_ENSURED).expect("condition");
     assert_eq!(ensured.reason.as_deref(), Some("SidecarExecutor"));
 }
@@ -153,7 +153,7 @@ fn sessions_are_skipped_when_the_invoker_is_not_ready_or_missing() {
     assert_eq!(plan.status.phase, Some(BackupSessionPhase::Skipped));
     let skipped = conditions::get(&plan.status.conditions, BACKUP_SKIPPED).expect("condition");
     assert_eq!(skipped.reason.as_deref(), Some("InvokerNotReady"));
-    assert!(!plan.create_job && plan.create_snapshots.is_empty());
+    assert!(plan.create_jobs.is_empty() && plan.create_snapshots.is_empty());
 
     let plan = decide_at(
         &fresh,
@@ -235,7 +235,7 @@ fn succeeded_snapshots_make_a_succeeded_session_with_size_and_duration() {
     assert_eq!(plan.status.duration.as_deref(), Some("1m5s"));
     assert_eq!(plan.status.size.as_deref(), Some("1.50 MiB"));
     assert_eq!(plan.status.snapshots[0].phase, Some(RunPhase::Succeeded));
-    assert!(plan.create_snapshots.is_empty() && !plan.create_job);
+    assert!(plan.create_snapshots.is_empty() && plan.create_jobs.is_empty());
     assert_eq!(
         plan.events.last().map(|e| e.reason.as_str()),
         Some("BackupSucceeded")
@@ -253,7 +253,7 @@ fn succeeded_snapshots_make_a_succeeded_session_with_size_and_duration() {
         "2026-01-01T03:00:00Z",
     );
     assert_eq!(again.status, plan.status);
-    assert!(!again.create_job && again.events.is_empty());
+    assert!(again.create_jobs.is_empty() && again.events.is_empty());
 }
 
 #[test]
@@ -373,7 +373,7 @@ fn the_deadline_fails_the_session_stops_the_job_and_fails_open_snapshots() {
         incomplete.message.as_deref(),
         Some("backupTimeout 10m passed before the backup finished")
     );
-    assert!(plan.delete_job);
+    assert_eq!(plan.delete_jobs, vec![0]);
     assert_eq!(plan.fail_snapshots.len(), 1);
     assert_eq!(plan.fail_snapshots[0].0, "repo-db-daily-1");
     assert_eq!(plan.status.duration.as_deref(), Some("10m0s"));
@@ -408,7 +408,7 @@ fn a_job_that_dies_before_the_snapshots_finish_fails_the_session() {
             .unwrap_or_default()
             .contains("DeadlineExceeded")
     );
-    assert!(!plan.delete_job, "the Job is already over");
+    assert!(plan.delete_jobs.is_empty(), "the Job is already over");
     assert_eq!(plan.fail_snapshots.len(), 1);
 }
 
@@ -425,7 +425,7 @@ fn a_running_session_whose_invoker_was_deleted_fails() {
         "2026-01-01T02:05:00Z",
     );
     assert_eq!(plan.status.phase, Some(BackupSessionPhase::Failed));
-    assert!(plan.delete_job);
+    assert_eq!(plan.delete_jobs, vec![0]);
     assert_eq!(plan.events[0].reason, "InvokerNotFound");
 }
 
@@ -442,5 +442,9 @@ fn running_without_outcome_waits() {
         "2026-01-01T02:01:00Z",
     );
     assert_eq!(plan.status.phase, Some(BackupSessionPhase::Running));
-    assert!(!plan.create_job && plan.create_snapshots.is_empty() && plan.fail_snapshots.is_empty());
+    assert!(
+        plan.create_jobs.is_empty()
+            && plan.create_snapshots.is_empty()
+            && plan.fail_snapshots.is_empty()
+    );
 }

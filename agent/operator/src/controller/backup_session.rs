@@ -12,12 +12,15 @@ use stowaway_api::backup_session::{
     BackupSessionPhase, BackupSessionStatus, RetentionPolicyApplyPhase, RetentionPolicyApplyStatus,
 };
 use stowaway_api::common::RunPhase;
-use stowaway_api::{BackupConfiguration, BackupSession, Repository, RetentionPolicy, Snapshot};
+use stowaway_api::{
+    BackupBatch, BackupConfiguration, BackupSession, Repository, RetentionPolicy, Snapshot,
+};
 
 use super::{Context, Error, apply, has_sidecar, hooks};
 use crate::backup_session::{Observed, decide, hook_lists};
 use crate::executor::Executor;
 use crate::hooks::Stage;
+use crate::invoker::Invoker;
 use crate::job::{backup_job, backup_job_name, job_state};
 use crate::names;
 
@@ -29,8 +32,25 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         name: name.clone(),
     })?;
     let client = &ctx.client;
-    let configs: Api<BackupConfiguration> = Api::namespaced(client.clone(), &namespace);
-    let invoker = configs.get_opt(&session.spec.invoker.name).await?;
+    let (config, batch) = match session.spec.invoker.kind.as_str() {
+        "BackupBatch" => {
+            let api: Api<BackupBatch> = Api::namespaced(client.clone(), &namespace);
+            (None, api.get_opt(&session.spec.invoker.name).await?)
+        }
+        _ => {
+            let api: Api<BackupConfiguration> = Api::namespaced(client.clone(), &namespace);
+            (api.get_opt(&session.spec.invoker.name).await?, None)
+        }
+    };
+    let invoker = match (&config, &batch) {
+        (Some(c), _) => Some(Invoker::Configuration(c)),
+        (_, Some(b)) => Some(Invoker::Batch(b)),
+        _ => None,
+    };
+    let members = invoker
+        .and_then(|i| i.session(&session.spec.session))
+        .map(|s| s.members)
+        .unwrap_or_default();
     let sessions: Api<BackupSession> = Api::namespaced(client.clone(), &namespace);
     let siblings = sessions
         .list(&ListParams::default().labels(&format!(
@@ -39,7 +59,10 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
             session.spec.invoker.name
         )))
         .await?
-        .items;
+        .items
+        .into_iter()
+        .filter(|s| s.spec.invoker.kind == session.spec.invoker.kind)
+        .collect::<Vec<_>>();
     let snapshots_api: Api<Snapshot> = Api::namespaced(client.clone(), &namespace);
     let snapshots: Vec<Snapshot> = snapshots_api
         .list(&ListParams::default().labels(&format!(
@@ -53,23 +76,25 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         .filter(|s| s.spec.backup_session.as_deref() == Some(name.as_str()))
         .collect();
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
-    let executor = match &invoker {
-        Some(config) if has_sidecar(client, config.spec.target.as_ref(), &namespace).await? => {
+    let mut executors = Vec::new();
+    for member in &members {
+        executors.push(if has_sidecar(client, member.target, &namespace).await? {
             Executor::Sidecar
-        }
-        _ => Executor::Job(
-            jobs.get_opt(&backup_job_name(&session))
-                .await?
-                .map(|job| job_state(&job)),
-        ),
-    };
+        } else {
+            Executor::Job(
+                jobs.get_opt(&backup_job_name(&session, member.name))
+                    .await?
+                    .map(|job| job_state(&job)),
+            )
+        });
+    }
 
     let observed = Observed {
         session: &session,
-        invoker: invoker.as_ref(),
+        invoker,
         siblings: &siblings,
         snapshots: &snapshots,
-        executor,
+        executors,
         now: ctx.now(),
     };
     let mut plan = decide(&observed);
@@ -85,15 +110,15 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
         }
         apply::create(&snapshots_api, &snapshot).await?;
     }
-    if plan.create_job
-        && let Some(config) = &invoker
-    {
-        let job = backup_job(&session, config, &ctx.job);
-        apply::create(&jobs, &job).await?;
-        tracing::info!(job = %job.name_any(), session = %name, "created backup Job");
+    for member in plan.create_jobs.iter().filter_map(|i| members.get(*i)) {
+        if let Some(invoker) = invoker {
+            let job = backup_job(&session, invoker, member, &ctx.job);
+            apply::create(&jobs, &job).await?;
+            tracing::info!(job = %job.name_any(), session = %name, "created backup Job");
+        }
     }
-    if plan.delete_job {
-        apply::delete(&jobs, &backup_job_name(&session)).await?;
+    for member in plan.delete_jobs.iter().filter_map(|i| members.get(*i)) {
+        apply::delete(&jobs, &backup_job_name(&session, member.name)).await?;
     }
     for (snapshot, why) in &plan.fail_snapshots {
         let patch = serde_json::json!({ "status": {
@@ -131,33 +156,33 @@ pub async fn reconcile(session: Arc<BackupSession>, ctx: Arc<Context>) -> Result
                 ),
                 (
                     "TARGET_NAME".to_owned(),
-                    invoker
-                        .as_ref()
-                        .and_then(|c| c.spec.target.as_ref())
-                        .map(|t| t.name.clone())
-                        .unwrap_or_default(),
+                    members
+                        .iter()
+                        .filter_map(|m| m.target.map(|t| t.name.clone()))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ),
             ]);
-            let outcome = hooks::run(&ctx, &namespace, hook, &vars).await;
-            if let Err(e) = &outcome {
-                plan.events.push(crate::events::Note::warning(
-                    "HookFailed",
-                    format!("hook {}: {e}", hook.name),
-                ));
-            }
-            let status = &mut plan.status;
-            let mut hook_status = status.hooks.take().unwrap_or_default();
-            crate::hooks::record(
-                &mut hook_status,
-                &mut status.conditions,
+            let invocation = hooks::Invocation {
+                namespace: &namespace,
+                session: &name,
+                owner: session.controller_owner_ref(&()),
                 stage,
-                &hook.name,
-                &outcome,
-                condition,
-                ctx.now(),
+                vars,
+            };
+            let status = &mut plan.status;
+            plan.requeue_after = Some(
+                hooks::run_and_record(
+                    &ctx,
+                    &invocation,
+                    hook,
+                    &mut status.hooks,
+                    &mut status.conditions,
+                    condition,
+                    &mut plan.events,
+                )
+                .await,
             );
-            status.hooks = Some(hook_status);
-            plan.requeue_after = Some(std::time::Duration::from_millis(200));
         }
     }
     for index in plan.apply_retention.clone() {

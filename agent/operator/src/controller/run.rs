@@ -16,7 +16,8 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use stowaway_api::{
-    Addon, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
+    Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository,
+    RestoreSession, Snapshot,
 };
 
 use super::{
@@ -41,6 +42,8 @@ pub struct Settings {
     pub health_address: SocketAddr,
     /// Address and TLS configuration of the admission webhook, when it is served.
     pub webhook: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// How the webhook injects the sidecar into new pods (`/inject`).
+    pub sidecar: crate::injection::SidecarSettings,
 }
 
 /// Why the operator stopped.
@@ -89,6 +92,7 @@ pub async fn run(ctx: Context, settings: Settings) -> Result<(), RunError> {
             tls.clone(),
             ctx.client.clone(),
             ctx.builtin_addons.clone(),
+            settings.sidecar.clone(),
         ));
         tracing::info!(%address, "serving the admission webhook");
     }
@@ -174,6 +178,21 @@ async fn controllers(ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|result| async move { log("BackupConfiguration", result) });
+    let batches = Controller::new(
+        Api::<BackupBatch>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<BackupSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .shutdown_on_signal()
+    .run(
+        backup_configuration::reconcile_batch,
+        error_policy("BackupBatch"),
+        ctx.clone(),
+    )
+    .for_each(|result| async move { log("BackupBatch", result) });
     let sessions = Controller::new(
         Api::<BackupSession>::all(client.clone()),
         watcher::Config::default(),
@@ -200,6 +219,11 @@ async fn controllers(ctx: Arc<Context>) {
         watcher::Config::default(),
     )
     .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
+    // A batch restore owns its member restores.
+    .owns(
+        Api::<RestoreSession>::all(client.clone()),
+        watcher::Config::default(),
+    )
     .shutdown_on_signal()
     .run(
         restore_session::reconcile,
@@ -270,6 +294,7 @@ async fn controllers(ctx: Arc<Context>) {
         storages,
         repositories,
         configs,
+        batches,
         sessions,
         restores,
         auto_backup::<Deployment>(ctx.clone()),

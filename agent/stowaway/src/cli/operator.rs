@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use stowaway_operator::controller::{self, Context, Settings};
+use stowaway_operator::injection::SidecarSettings;
 use stowaway_operator::job::JobSettings;
 
 use super::Global;
@@ -45,6 +46,21 @@ pub(crate) struct Args {
     /// Address of the admission webhook.
     #[arg(long, env = "STOWAWAY_WEBHOOK_ADDRESS", default_value = "0.0.0.0:8443")]
     webhook_address: SocketAddr,
+    /// Image of the injected sidecar (default: --image).
+    #[arg(long, env = "STOWAWAY_SIDECAR_IMAGE")]
+    sidecar_image: Option<String>,
+    /// Port of the sidecar's on-demand API on 127.0.0.1 inside each pod.
+    #[arg(long, env = "STOWAWAY_SIDECAR_API_PORT", default_value_t = 8089)]
+    sidecar_api_port: u16,
+    /// CPU request of the sidecar (Kubernetes quantity).
+    #[arg(long, default_value = "50m")]
+    sidecar_cpu_request: String,
+    /// Memory request and limit of the sidecar (Kubernetes quantity).
+    #[arg(long, default_value = "256Mi")]
+    sidecar_memory: String,
+    /// Deny a new pod when the injector cannot decide (default: admit it without a sidecar).
+    #[arg(long, env = "STOWAWAY_INJECTION_FAIL_CLOSED")]
+    injection_fail_closed: bool,
 }
 
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
@@ -71,6 +87,13 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             .to_string_lossy()
             .into_owned(),
     };
+    let sidecar = SidecarSettings {
+        image: args.sidecar_image.unwrap_or_else(|| args.image.clone()),
+        api_port: args.sidecar_api_port,
+        fail_closed: args.injection_fail_closed,
+        ..SidecarSettings::default()
+    }
+    .with_resources(&args.sidecar_cpu_request, &args.sidecar_memory);
     let job = JobSettings {
         image: args.image,
         service_account: args.job_service_account,
@@ -95,6 +118,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         lease_duration: args.lease_duration,
         health_address: args.health_address,
         webhook,
+        sidecar,
     };
     controller::run(ctx, settings).await?;
     Ok(0)
