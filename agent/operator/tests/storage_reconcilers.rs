@@ -838,6 +838,7 @@ spec:
             phase: Some(stowaway_api::common::RunPhase::Succeeded),
             app_ref: None,
             repository: Some("repo".into()),
+            executor: None,
         }],
         ..Default::default()
     });
