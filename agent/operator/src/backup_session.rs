@@ -23,7 +23,7 @@ use crate::conditions;
 use crate::duration::{deadline, elapsed, format_duration, parse_duration, until};
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
-use crate::hooks::{self, Progress, Stage};
+use crate::hooks::{self, Gate, Progress, Stage};
 use crate::invoker::{Invoker, Member};
 use crate::names;
 use stowaway_api::size;
@@ -206,17 +206,18 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         .iter()
         .all(|e| matches!(e, Executor::Sidecar | Executor::Job(None)))
     {
-        match hooks::pre(pre_hooks, status.hooks.as_ref()) {
-            Progress::Run(i) => {
+        match hooks::pre_gate(
+            pre_hooks,
+            status.hooks.as_ref(),
+            "pre-backup",
+            "no data was backed up",
+        ) {
+            Gate::Run(i) => {
                 plan.run_hook = Some((Stage::Pre, i));
                 plan.status = status;
                 return plan;
             }
-            Progress::Done { failed } if !failed.is_empty() => {
-                let message = format!(
-                    "pre-backup hook {} failed: no data was backed up",
-                    failed.join(", ")
-                );
+            Gate::Stop(message) => {
                 fail(
                     &mut status,
                     &mut plan,
@@ -227,7 +228,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 plan.status = status;
                 return plan;
             }
-            Progress::Done { .. } => {}
+            Gate::Go => {}
         }
     }
 

@@ -22,14 +22,14 @@ use stowaway_api::restore_session::{
 };
 use stowaway_api::{BackupBatch, BackupSession, RestoreSession, Snapshot};
 
-use crate::backup_configuration::{is_active, managed_labels};
+use crate::backup_configuration::managed_labels;
 use crate::conditions;
 use crate::events::Note;
-use crate::hooks::{self, Progress, Stage};
+use crate::hooks::{self, Gate, Stage};
 use crate::invoker::Invoker;
 use crate::names;
 use crate::restore_session::{
-    BACKUPS_RESUMED, VALIDATION_PASSED, hook_lists, post_hooks_then_outcome,
+    BACKUPS_RESUMED, VALIDATION_PASSED, hook_lists, post_hooks_then_outcome, wait_for_backup,
 };
 
 /// Label on a member restore: the batch restore it belongs to.
@@ -138,20 +138,8 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
                 name: batch.name_any(),
             });
         }
-        if let Some(busy) = observed.backup_sessions.iter().find(|s| is_active(s)) {
-            status.phase = Some(RestorePhase::Pending);
-            conditions::set(
-                &mut status.conditions,
-                "WaitingForBackup",
-                true,
-                "BackupRunning",
-                format!(
-                    "waiting for BackupSession {} of the batch to end",
-                    busy.name_any()
-                ),
-                now,
-            );
-            plan.requeue_after = Some(Duration::from_secs(5));
+        if let Some(wait) = wait_for_backup(&mut status, observed.backup_sessions, "batch", now) {
+            plan.requeue_after = Some(wait);
             plan.status = status;
             return plan;
         }
@@ -187,17 +175,18 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
     // Running: the batch restore's pre-restore hooks before any member starts.
     let (pre_hooks, _) = hook_lists(session);
     if observed.children.is_empty() {
-        match hooks::pre(pre_hooks, status.hooks.as_ref()) {
-            Progress::Run(i) => {
+        match hooks::pre_gate(
+            pre_hooks,
+            status.hooks.as_ref(),
+            "pre-restore",
+            "nothing was restored",
+        ) {
+            Gate::Run(i) => {
                 plan.run_hook = Some((Stage::Pre, i));
                 plan.status = status;
                 return plan;
             }
-            Progress::Done { failed } if !failed.is_empty() => {
-                let message = format!(
-                    "pre-restore hook {} failed: nothing was restored",
-                    failed.join(", ")
-                );
+            Gate::Stop(message) => {
                 for component in status.components.values_mut() {
                     if !is_final(component.phase) {
                         component.phase = Some(RestorePhase::Failed);
@@ -214,7 +203,7 @@ pub fn decide(observed: &Observed<'_>, source: &BatchRestoreSource) -> Plan {
                 plan.status = status;
                 return plan;
             }
-            Progress::Done { .. } => {}
+            Gate::Go => {}
         }
     }
 

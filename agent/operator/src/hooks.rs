@@ -64,6 +64,35 @@ pub fn pre(hooks: &[HookInfo], status: Option<&HookStatus>) -> Progress {
     Progress::Done { failed: Vec::new() }
 }
 
+/// What the pre-hooks allow now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Run the hook at this index.
+    Run(usize),
+    /// A pre-hook failed: stop, with this message.
+    Stop(String),
+    /// Every pre-hook succeeded: go on.
+    Go,
+}
+
+/// [`pre`] as a gate: `what` names the hooks (`pre-backup`), `consequence` what a failure
+/// means (`no data was backed up`).
+pub fn pre_gate(
+    hooks: &[HookInfo],
+    status: Option<&HookStatus>,
+    what: &str,
+    consequence: &str,
+) -> Gate {
+    match pre(hooks, status) {
+        Progress::Run(i) => Gate::Run(i),
+        Progress::Done { failed } if !failed.is_empty() => Gate::Stop(format!(
+            "{what} hook {} failed: {consequence}",
+            failed.join(", ")
+        )),
+        Progress::Done { .. } => Gate::Go,
+    }
+}
+
 /// Whether a post-hook runs after this outcome.
 pub fn applies(hook: &HookInfo, succeeded: bool) -> bool {
     match hook.execution_policy.unwrap_or_default() {

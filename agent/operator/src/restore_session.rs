@@ -20,7 +20,7 @@ use crate::conditions;
 use crate::duration::{deadline, elapsed, format_duration, until};
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
-use crate::hooks::{self, Progress, Stage};
+use crate::hooks::{self, Gate, Progress, Stage};
 
 /// Condition: the spec and its references are usable.
 pub const VALIDATION_PASSED: &str = "ValidationPassed";
@@ -167,20 +167,10 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                     });
                 }
             }
-            if let Some(busy) = observed.backup_sessions.iter().find(|s| is_active(s)) {
-                status.phase = Some(RestorePhase::Pending);
-                conditions::set(
-                    &mut status.conditions,
-                    "WaitingForBackup",
-                    true,
-                    "BackupRunning",
-                    format!(
-                        "waiting for BackupSession {} of the target to end",
-                        busy.name_any()
-                    ),
-                    now,
-                );
-                plan.requeue_after = Some(Duration::from_secs(5));
+            if let Some(wait) =
+                wait_for_backup(&mut status, observed.backup_sessions, "target", now)
+            {
+                plan.requeue_after = Some(wait);
                 plan.status = status;
                 return plan;
             }
@@ -213,17 +203,18 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     // Running: pre-restore hooks first, before anything is written to the target.
     let (pre_hooks, _) = hook_lists(session);
     if matches!(observed.executor, Executor::Sidecar | Executor::Job(None)) {
-        match hooks::pre(pre_hooks, status.hooks.as_ref()) {
-            Progress::Run(i) => {
+        match hooks::pre_gate(
+            pre_hooks,
+            status.hooks.as_ref(),
+            "pre-restore",
+            "nothing was restored",
+        ) {
+            Gate::Run(i) => {
                 plan.run_hook = Some((Stage::Pre, i));
                 plan.status = status;
                 return plan;
             }
-            Progress::Done { failed } if !failed.is_empty() => {
-                let message = format!(
-                    "pre-restore hook {} failed: nothing was restored",
-                    failed.join(", ")
-                );
+            Gate::Stop(message) => {
                 stop(
                     &mut status,
                     observed,
@@ -233,7 +224,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 );
                 return plan;
             }
-            Progress::Done { .. } => {}
+            Gate::Go => {}
         }
     }
     plan.create_job = executor::ensure(
@@ -298,6 +289,30 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
     plan.status = status;
     plan
+}
+
+/// While a backup of the target (`whose`: `target`, `batch`) runs, the restore waits, Pending:
+/// the time to look again.
+pub(crate) fn wait_for_backup(
+    status: &mut RestoreSessionStatus,
+    backup_sessions: &[BackupSession],
+    whose: &str,
+    now: Timestamp,
+) -> Option<Duration> {
+    let busy = backup_sessions.iter().find(|s| is_active(s))?;
+    status.phase = Some(RestorePhase::Pending);
+    conditions::set(
+        &mut status.conditions,
+        "WaitingForBackup",
+        true,
+        "BackupRunning",
+        format!(
+            "waiting for BackupSession {} of the {whose} to end",
+            busy.name_any()
+        ),
+        now,
+    );
+    Some(Duration::from_secs(5))
 }
 
 /// The pre- and post-restore hooks of the session.
