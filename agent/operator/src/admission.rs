@@ -100,7 +100,8 @@ impl Rejection {
 
 /// What the rules need to see of the cluster, gathered by the caller.
 ///
-/// Built-in Addons are passed as [`Addon`] objects like the installed ones. On updates the
+/// Built-in addons come as their descriptions ([`Catalog::builtin_addons`]); an Addon object
+/// of the same name wins over them ([`Catalog::resolve_addon`]). On updates the
 /// catalog may hold the previous version of the object under review: the rules that compare
 /// an object with its siblings skip the one with the same namespace and name.
 #[derive(Clone, Debug, Default)]
