@@ -540,7 +540,9 @@ def rules_of(config: dict) -> set[tuple[str, str]]:
     out = set()
     for rule in webhook["rules"]:
         assert rule["operations"] == ["CREATE", "UPDATE"]
-        assert rule["scope"] == "Namespaced"
+        # Addons and Functions are cluster-scoped; every other kind is namespaced.
+        expected = "Cluster" if rule["apiGroups"] == ["addons.stowaway.dev"] else "Namespaced"
+        assert rule["scope"] == expected, rule
         out |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
     return out
 
