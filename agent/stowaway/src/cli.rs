@@ -7,6 +7,7 @@ mod check;
 mod copy;
 mod crds;
 mod dump;
+mod execute;
 mod forget;
 mod grants;
 mod init;
@@ -119,13 +120,17 @@ enum Command {
     Crds(crds::Args),
     /// Run the Kubernetes operator.
     Operator(operator::Args),
+    /// Do the work of a BackupSession or RestoreSession (the operator's executor Jobs).
+    #[command(subcommand)]
+    Execute(execute::Command),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
 pub(crate) fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    // An executor Job's log is its progress: info by default.
+    init_logging(&cli.global, matches!(cli.command, Command::Execute(_)));
     // Few blocking threads: file I/O and blob decoding need no more than a handful, and each
     // extra thread that allocates costs resident memory (a malloc arena of its own).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -177,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Addon(cmd) => addon::run(g, cmd).await,
         Command::Crds(args) => crds::run(args).await,
         Command::Operator(args) => operator::run(g, args).await,
+        Command::Execute(cmd) => execute::run(g, cmd).await,
     }
 }
 
@@ -306,9 +312,10 @@ fn install_panic_hook() {
     }));
 }
 
-fn init_logging(g: &Global) {
+fn init_logging(g: &Global, info: bool) {
     let default = match (g.quiet, g.verbose) {
         (true, _) => "error",
+        (false, 0) if info => "info",
         (false, 0) => "warn",
         (false, 1) => "info,stowaway=debug",
         (false, _) => "debug",

@@ -1,0 +1,78 @@
+//! How the executor runs: the addon runtime, where the built-in addons come from, where the
+//! target is mounted, and what it records in snapshots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use stowaway_runtime::{Addon, Runtime};
+
+use crate::error::{ExecuteError, Result};
+
+/// Looks up a built-in addon's component by its Stowaway name (`volume`, `postgres`,
+/// `mysql`); `stowaway_addons::builtin` in the binary.
+pub type BuiltinAddons = fn(&str) -> Option<&'static [u8]>;
+
+/// Lists the names [`BuiltinAddons`] knows, for messages; `stowaway_addons::builtin_names`.
+pub type BuiltinNames = fn() -> Vec<&'static str>;
+
+/// Host name recorded in snapshots by default: the one KubeStash gives a PersistentVolumeClaim
+/// or Deployment target, stable across the Job's pods so that the files cache finds the parent
+/// snapshot and retention groups the snapshots of one target together.
+pub const DEFAULT_HOSTNAME: &str = "host-0";
+
+/// Settings of the executor.
+#[derive(Clone)]
+pub struct Settings {
+    /// The addon runtime (one wasmtime engine per process).
+    pub runtime: Runtime,
+    /// Where built-in addons come from.
+    pub builtin: BuiltinAddons,
+    /// The names of the built-in addons, for messages.
+    pub builtin_names: BuiltinNames,
+    /// Where a PersistentVolumeClaim target is mounted (`job::TARGET_MOUNT` in a Job).
+    pub target_root: PathBuf,
+    /// Host name recorded in snapshots (default [`DEFAULT_HOSTNAME`]).
+    pub hostname: String,
+    /// Memory limit of an addon, in bytes (default 256 MiB).
+    pub memory_bytes: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("target_root", &self.target_root)
+            .field("hostname", &self.hostname)
+            .field("memory_bytes", &self.memory_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Settings with the defaults: the target at `job::TARGET_MOUNT`, host name
+    /// [`DEFAULT_HOSTNAME`], 256 MiB of addon memory.
+    pub fn new(runtime: Runtime, builtin: BuiltinAddons, builtin_names: BuiltinNames) -> Self {
+        Settings {
+            runtime,
+            builtin,
+            builtin_names,
+            target_root: PathBuf::from(stowaway_operator::job::TARGET_MOUNT),
+            hostname: DEFAULT_HOSTNAME.to_owned(),
+            memory_bytes: stowaway_runtime::JobLimits::default().memory_bytes,
+        }
+    }
+
+    /// Loads the built-in addon `name` refers to (KubeStash names such as `pvc-addon` map
+    /// onto Stowaway's built-in addons).
+    pub fn load_addon(&self, name: &str) -> Result<Arc<Addon>> {
+        let builtin = stowaway_operator::names::builtin_addon(name);
+        let Some(bytes) = (self.builtin)(builtin) else {
+            let mut names = (self.builtin_names)();
+            names.sort_unstable();
+            return Err(ExecuteError::UnsupportedAddon {
+                name: name.to_owned(),
+                builtin: format!("built in: {}", names.join(", ")),
+            });
+        };
+        Ok(Arc::new(self.runtime.load(bytes, builtin)?))
+    }
+}
