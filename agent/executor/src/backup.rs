@@ -121,7 +121,15 @@ pub async fn execute_backup(
 
     // What every repository's run shares; a problem here fails every Snapshot.
     let started = Instant::now();
-    let prepared = prepare(client, settings, namespace, &session, &config, &session_spec).await;
+    let prepared = prepare(
+        client,
+        settings,
+        namespace,
+        &session,
+        &config,
+        &session_spec,
+    )
+    .await;
     let snapshots: Api<Snapshot> = Api::namespaced(client.clone(), namespace);
     for repo in &session_spec.repositories {
         let snapshot_name = names::snapshot_name(&repo.name, name);
@@ -130,8 +138,8 @@ pub async fn execute_backup(
             repository: repo.name.clone(),
             result,
         };
-        let Some(object) = get_opt::<Snapshot>(client, "Snapshot", namespace, &snapshot_name)
-            .await?
+        let Some(object) =
+            get_opt::<Snapshot>(client, "Snapshot", namespace, &snapshot_name).await?
         else {
             let error = format!(
                 "Snapshot {namespace}/{snapshot_name} not found: the operator creates it before \
@@ -153,8 +161,7 @@ pub async fn execute_backup(
             continue;
         }
         let run_started = Instant::now();
-        report::write_snapshot_status(&snapshots, &snapshot_name, &snapshot_running(now()))
-            .await?;
+        report::write_snapshot_status(&snapshots, &snapshot_name, &snapshot_running(now())).await?;
         tracing::info!(snapshot = %snapshot_name, repository = %repo.name, "backup started");
         let result = match &prepared {
             Ok(prepared) => backup_one(client, settings, namespace, prepared, repo)
@@ -167,8 +174,7 @@ pub async fn execute_backup(
             Ok(committed) => {
                 let id = committed.id.to_hex();
                 report::write_snapshot_id(&snapshots, &snapshot_name, &id).await?;
-                let status =
-                    snapshot_succeeded(&committed, &session.spec.session, elapsed, now());
+                let status = snapshot_succeeded(&committed, &session.spec.session, elapsed, now());
                 report::write_snapshot_status(&snapshots, &snapshot_name, &status).await?;
                 let size = committed.components.iter().map(|c| c.size).sum();
                 tracing::info!(snapshot = %snapshot_name, %id, size, seconds = elapsed.as_secs_f64(), "backup succeeded");

@@ -45,8 +45,6 @@ pub mod target;
 
 pub use backup::execute_backup;
 pub use error::{ExecuteError, Result};
-pub use report::{
-    BackupReport, ComponentResult, RestoreReport, SnapshotOutcome, SnapshotResult,
-};
+pub use report::{BackupReport, ComponentResult, RestoreReport, SnapshotOutcome, SnapshotResult};
 pub use restore::execute_restore;
 pub use settings::{BuiltinAddons, BuiltinNames, DEFAULT_HOSTNAME, Settings};

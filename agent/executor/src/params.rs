@@ -55,8 +55,8 @@ pub fn task_params(tasks: &[TaskReference]) -> Result<TaskParams> {
         };
         for (name, value) in map {
             if name == AUTH_SECRET {
-                out.auth_secret = Some(scalar(name, value)?.unwrap_or_default())
-                    .filter(|s| !s.is_empty());
+                out.auth_secret =
+                    Some(scalar(name, value)?.unwrap_or_default()).filter(|s| !s.is_empty());
                 continue;
             }
             match value {
@@ -145,8 +145,8 @@ mod tests {
 
     #[test]
     fn nested_values_are_refused_by_name() {
-        let err = task_params(&[task(serde_json::json!({"args": {"a": 1}}))])
-            .expect_err("object value");
+        let err =
+            task_params(&[task(serde_json::json!({"args": {"a": 1}}))]).expect_err("object value");
         assert_eq!(
             err.to_string(),
             "parameter args: must be text, a number, true/false or a list of those"

@@ -309,12 +309,12 @@ mod tests {
             Some("the session's deadline 2026-03-01T12:00:00Z has passed")
         );
         assert_eq!(component.duration.as_deref(), Some("3s"));
-        assert_eq!(
-            component.path.as_deref(),
-            Some("repository/v1/daily/dump")
-        );
+        assert_eq!(component.path.as_deref(), Some("repository/v1/daily/dump"));
         assert_eq!(status.conditions[0].type_, BACKUP_INCOMPLETE);
-        assert_eq!(status.conditions[0].reason.as_deref(), Some("DeadlinePassed"));
+        assert_eq!(
+            status.conditions[0].reason.as_deref(),
+            Some("DeadlinePassed")
+        );
         // A merge patch carries only what is set.
         let json = serde_json::to_value(&status).expect("json");
         assert!(json.get("snapshotTime").is_none(), "{json}");
@@ -344,9 +344,10 @@ mod tests {
             .components
             .insert("dump".into(), ComponentResult::Succeeded);
         assert!(restore.succeeded());
-        restore
-            .components
-            .insert("other".into(), ComponentResult::Failed { error: "x".into() });
+        restore.components.insert(
+            "other".into(),
+            ComponentResult::Failed { error: "x".into() },
+        );
         assert!(!restore.succeeded());
     }
 }

@@ -93,9 +93,10 @@ pub async fn execute_restore(
     for (component, c) in &status.components {
         match c.phase {
             Some(phase @ (RestorePhase::Succeeded | RestorePhase::Failed)) => {
-                report
-                    .components
-                    .insert(component.clone(), ComponentResult::AlreadyFinished { phase });
+                report.components.insert(
+                    component.clone(),
+                    ComponentResult::AlreadyFinished { phase },
+                );
             }
             _ => todo.push(component.clone()),
         }
@@ -107,7 +108,12 @@ pub async fn execute_restore(
     let api: Api<RestoreSession> = Api::namespaced(client.clone(), namespace);
     let running: BTreeMap<String, ComponentRestoreStatus> = todo
         .iter()
-        .map(|c| (c.clone(), component_restore(RestorePhase::Running, None, None)))
+        .map(|c| {
+            (
+                c.clone(),
+                component_restore(RestorePhase::Running, None, None),
+            )
+        })
         .collect();
     report::write_restore_components(&api, name, &running).await?;
     tracing::info!(components = ?todo, "restore started");
@@ -253,21 +259,23 @@ async fn restore_locked(
     let snapshot = repo.find_snapshot(id).await.map_err(|e| opened.error(e))?;
     let mut components: Vec<ComponentRecord> = Vec::new();
     for wanted in todo {
-        let component = snapshot.component(wanted).ok_or_else(|| ExecuteError::Session {
-            kind: "RestoreSession",
-            namespace: namespace.to_owned(),
-            name: name.clone(),
-            message: format!(
-                "snapshot {} has no component {wanted:?} (it has: {})",
-                snapshot.id.short(),
-                snapshot
-                    .components
-                    .iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        })?;
+        let component = snapshot
+            .component(wanted)
+            .ok_or_else(|| ExecuteError::Session {
+                kind: "RestoreSession",
+                namespace: namespace.to_owned(),
+                name: name.clone(),
+                message: format!(
+                    "snapshot {} has no component {wanted:?} (it has: {})",
+                    snapshot.id.short(),
+                    snapshot
+                        .components
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
         components.push(component.clone());
     }
     let addon_name = session

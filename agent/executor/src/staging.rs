@@ -113,8 +113,8 @@ impl Staging {
                 tracing::warn!(path = %self.root.display(), error = %e, "cannot set the permissions of the target root");
             }
             let mtime = meta.modified();
-            let set = std::fs::File::open(&self.root)
-                .and_then(|f| mtime.and_then(|t| f.set_modified(t)));
+            let set =
+                std::fs::File::open(&self.root).and_then(|f| mtime.and_then(|t| f.set_modified(t)));
             if let Err(e) = set {
                 tracing::warn!(path = %self.root.display(), error = %e, "cannot set the modification time of the target root");
             }
@@ -169,7 +169,10 @@ mod tests {
 
         assert_eq!(read(&root.join("a.txt")), "new a");
         assert_eq!(read(&root.join("dir/new")), "new");
-        assert!(!root.join("dir/old-only").exists(), "a top-level entry is replaced whole");
+        assert!(
+            !root.join("dir/old-only").exists(),
+            "a top-level entry is replaced whole"
+        );
         assert_eq!(read(&root.join("b/c.txt")), "new c");
         assert_eq!(read(&root.join("keep.txt")), "kept");
         assert!(!root.join(".stowaway-restore-r1").exists());

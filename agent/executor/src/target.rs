@@ -50,10 +50,7 @@ pub enum TargetKind {
 
 /// `Kind name` of a target, for messages.
 pub fn label(target: Option<&TypedObjectReference>) -> String {
-    target.map_or_else(
-        || "(none)".to_owned(),
-        |t| format!("{} {}", t.kind, t.name),
-    )
+    target.map_or_else(|| "(none)".to_owned(), |t| format!("{} {}", t.kind, t.name))
 }
 
 /// How the executor reaches `target` (the session's namespace is `namespace`).
@@ -169,12 +166,11 @@ pub async fn network(
     let mut secret_ref: Option<(String, String)> = None;
     if let Some((ns, name)) = app_binding {
         let object = read_app_binding(client, ns, name).await?;
-        let found = app_binding_endpoint(&object.data, ns).map_err(|message| {
-            ExecuteError::Target {
+        let found =
+            app_binding_endpoint(&object.data, ns).map_err(|message| ExecuteError::Target {
                 target: target_label.clone(),
                 message,
-            }
-        })?;
+            })?;
         if let Some(host) = found.host {
             params.set_default("host", host);
         }
@@ -194,10 +190,11 @@ pub async fn network(
                 target: target_label.clone(),
                 message: format!("Secret {ns}/{name} (database credentials) not found"),
             })?;
-        secrets = credentials(info, &data, &mut params).map_err(|message| ExecuteError::Target {
-            target: target_label.clone(),
-            message: format!("Secret {ns}/{name}: {message}"),
-        })?;
+        secrets =
+            credentials(info, &data, &mut params).map_err(|message| ExecuteError::Target {
+                target: target_label.clone(),
+                message: format!("Secret {ns}/{name}: {message}"),
+            })?;
     }
     let connect = endpoint(info, &params).map_err(|message| ExecuteError::Target {
         target: target_label.clone(),
@@ -415,7 +412,12 @@ mod tests {
             TargetKind::Volume
         );
         let err = kind_of(Some(&target("apps", "StatefulSet")), "demo").expect_err("workload");
-        assert!(err.to_string().starts_with("target StatefulSet x: a workload's volumes are backed up by the Stowaway sidecar"), "{err}");
+        assert!(
+            err.to_string().starts_with(
+                "target StatefulSet x: a workload's volumes are backed up by the Stowaway sidecar"
+            ),
+            "{err}"
+        );
         assert_eq!(
             kind_of(Some(&target(APP_BINDING_GROUP, "AppBinding")), "demo").expect("binding"),
             TargetKind::Network {
@@ -443,7 +445,11 @@ mod tests {
             }
         );
         for (url, host, port) in [
-            ("postgres://u:p@db.example:6543/app?sslmode=disable", "db.example", Some(6543)),
+            (
+                "postgres://u:p@db.example:6543/app?sslmode=disable",
+                "db.example",
+                Some(6543),
+            ),
             ("tcp(mysql.db.svc:3306)/", "mysql.db.svc", Some(3306)),
             ("db.example", "db.example", None),
         ] {
@@ -562,6 +568,11 @@ mod tests {
         );
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").expect("write");
-        assert!(check_dir(&file).expect_err("file").to_string().contains("is not a directory"));
+        assert!(
+            check_dir(&file)
+                .expect_err("file")
+                .to_string()
+                .contains("is not a directory")
+        );
     }
 }

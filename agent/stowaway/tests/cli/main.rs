@@ -7,6 +7,7 @@
 
 mod copy;
 mod databases;
+mod execute;
 mod forget;
 mod init_options;
 mod keys;

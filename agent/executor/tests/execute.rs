@@ -1,0 +1,604 @@
+//! The executor end to end: the operator's reconcilers make the objects (BackupStorage on a
+//! local directory, Repository, BackupConfiguration with a PVC target, BackupSession, its
+//! Snapshot, RestoreSession) in the fake API server of `kube-fake-client`; the executor runs
+//! the real volume addon on a real directory tree and a real repository; the operator reads
+//! the outcome back.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use kube_fake_client::ClientBuilder;
+use stowaway_api::backup_session::BackupSessionPhase;
+use stowaway_api::common::RunPhase;
+use stowaway_api::restore_session::RestorePhase;
+use stowaway_api::{
+    BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
+};
+use stowaway_executor::{
+    ComponentResult, ExecuteError, Settings, SnapshotResult, execute_backup, execute_restore,
+};
+use stowaway_operator::controller::{self, Context};
+use stowaway_operator::job::JobSettings;
+use stowaway_runtime::{Runtime, RuntimeOptions};
+use stowaway_storage::Storage;
+
+const NS: &str = "demo";
+const PASSWORD: &str = "correct horse battery staple";
+
+fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_yaml::from_str(text).expect("test manifest")
+}
+
+fn secret(name: &str, password: &str) -> Secret {
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "RESTIC_PASSWORD".to_owned(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+fn pvc(name: &str) -> PersistentVolumeClaim {
+    let mut claim = PersistentVolumeClaim::default();
+    claim.metadata.name = Some(name.into());
+    claim.metadata.namespace = Some(NS.into());
+    claim
+}
+
+/// A cluster with the objects of one test and the directories behind them.
+struct Cluster {
+    client: Client,
+    ctx: Arc<Context>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for sub in ["storage", "pvc", "restored"] {
+            std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        }
+        let storage: BackupStorage = yaml(&format!(
+            r#"
+apiVersion: storage.stowaway.dev/v1alpha1
+kind: BackupStorage
+metadata: {{name: store, namespace: {NS}}}
+spec:
+  storage: {{provider: local, local: {{mountPath: "{}"}}}}
+  deletionPolicy: Delete
+"#,
+            dir.path().join("storage").display()
+        ));
+        let config: BackupConfiguration = yaml(&format!(
+            r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupConfiguration
+metadata: {{name: data, namespace: {NS}}}
+spec:
+  target: {{apiGroup: "", kind: PersistentVolumeClaim, name: data}}
+  backends:
+    - {{name: local, storageRef: {{name: store}}}}
+  sessions:
+    - name: daily
+      scheduler: {{schedule: "0 2 * * *"}}
+      addon: {{name: pvc-addon, tasks: [{{name: logical-backup}}]}}
+      repositories:
+        - {{name: repo, backend: local, directory: {NS}/data, encryptionSecret: {{name: enc}}}}
+"#
+        ));
+        let client = ClientBuilder::new()
+            .with_resource::<BackupStorage>()
+            .with_status_subresource::<BackupStorage>()
+            .with_resource::<Repository>()
+            .with_status_subresource::<Repository>()
+            .with_resource::<Snapshot>()
+            .with_status_subresource::<Snapshot>()
+            .with_resource::<BackupConfiguration>()
+            .with_status_subresource::<BackupConfiguration>()
+            .with_resource::<BackupSession>()
+            .with_status_subresource::<BackupSession>()
+            .with_resource::<RestoreSession>()
+            .with_status_subresource::<RestoreSession>()
+            .with_resource::<stowaway_api::RetentionPolicy>()
+            .with_resource::<stowaway_api::HookTemplate>()
+            .with_resource::<stowaway_api::Addon>()
+            .with_resource::<Event>()
+            .with_object(storage)
+            .with_object(config)
+            .with_object(secret("enc", PASSWORD))
+            .with_object(pvc("data"))
+            .with_object(pvc("data-copy"))
+            .build()
+            .await
+            .expect("fake client");
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            JobSettings::default(),
+            stowaway_addons::builtin_names()
+                .map(str::to_owned)
+                .collect(),
+        ));
+        Cluster { client, ctx, dir }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), NS)
+    }
+
+    fn settings(&self, target: &str) -> Settings {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(std::env::temp_dir().join("stowaway-executor-tests")),
+            no_cache: false,
+        })
+        .expect("runtime");
+        Settings {
+            target_root: self.path(target),
+            ..Settings::new(runtime, stowaway_addons::builtin, || {
+                stowaway_addons::builtin_names().collect()
+            })
+        }
+    }
+
+    /// The operator's reconcilers until the initial BackupSession runs: storage Ready,
+    /// Repository created and initialised, configuration Ready, session Running with its
+    /// Snapshot and Job. Returns the session's name.
+    async fn running_session(&self) -> String {
+        let storage: BackupStorage = self.api().get("store").await.expect("storage");
+        controller::backup_storage::reconcile(Arc::new(storage), self.ctx.clone())
+            .await
+            .expect("reconcile storage");
+        self.reconcile_config().await;
+        let repo: Repository = self.api().get("repo").await.expect("Repository created");
+        controller::repository::reconcile(Arc::new(repo), self.ctx.clone())
+            .await
+            .expect("reconcile repository");
+        self.reconcile_config().await;
+        let sessions = self
+            .api::<BackupSession>()
+            .list(&ListParams::default())
+            .await
+            .expect("sessions")
+            .items;
+        assert_eq!(sessions.len(), 1, "the initial backup");
+        let name = sessions[0].name_any();
+        let session = self.reconcile_session(&name).await;
+        assert_eq!(
+            session.status.and_then(|s| s.phase),
+            Some(BackupSessionPhase::Running)
+        );
+        name
+    }
+
+    async fn reconcile_config(&self) {
+        let config: BackupConfiguration = self.api().get("data").await.expect("config");
+        controller::backup_configuration::reconcile(Arc::new(config), self.ctx.clone())
+            .await
+            .expect("reconcile configuration");
+    }
+
+    async fn reconcile_session(&self, name: &str) -> BackupSession {
+        let api: Api<BackupSession> = self.api();
+        let session = api.get(name).await.expect("session");
+        controller::backup_session::reconcile(Arc::new(session), self.ctx.clone())
+            .await
+            .expect("reconcile session");
+        api.get(name).await.expect("session")
+    }
+
+    async fn reconcile_restore(&self, name: &str) -> RestoreSession {
+        let api: Api<RestoreSession> = self.api();
+        let restore = api.get(name).await.expect("restore");
+        controller::restore_session::reconcile(Arc::new(restore), self.ctx.clone())
+            .await
+            .expect("reconcile restore");
+        api.get(name).await.expect("restore")
+    }
+
+    async fn snapshot(&self, name: &str) -> Snapshot {
+        self.api().get(name).await.expect("Snapshot")
+    }
+
+    /// The repository behind Repository `repo`, opened directly.
+    async fn repository(&self) -> stowaway_repository::Repository {
+        let storage = Storage::local(self.path("storage").join(NS).join("data")).expect("storage");
+        stowaway_repository::Repository::open(storage, PASSWORD)
+            .await
+            .expect("open the repository")
+    }
+}
+
+/// A tree with nested directories, an empty file, a file of several chunks, a symlink and
+/// unusual permissions.
+fn make_tree(root: &Path) {
+    let write = |rel: &str, data: &[u8]| {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, data).expect("write");
+    };
+    write("a.txt", b"hello from the volume\n");
+    write("empty", b"");
+    write("docs/readme.md", b"# docs\n");
+    write("docs/deep/er/file.bin", &[7u8; 4096]);
+    let mut big = Vec::with_capacity(3 << 20);
+    let mut x: u32 = 0x1234_5678;
+    while big.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    write("data/big.bin", &big);
+    std::os::unix::fs::symlink("docs/readme.md", root.join("link")).expect("symlink");
+    std::fs::set_permissions(
+        root.join("docs/readme.md"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+}
+
+/// Every entry under `root` (relative path → kind, mode, content or link target), with
+/// `skip` left out.
+fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, (String, u32, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (String, u32, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("list")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let rel = path
+                .strip_prefix(root)
+                .expect("relative")
+                .display()
+                .to_string();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let mode = meta.mode() & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                out.insert(
+                    rel,
+                    ("symlink".into(), 0, target.display().to_string().into()),
+                );
+            } else if meta.is_dir() {
+                out.insert(rel, ("dir".into(), mode, Vec::new()));
+                walk(root, &path, out);
+            } else {
+                let content = std::fs::read(&path).expect("read");
+                out.insert(rel, (format!("file {}", meta.mtime()), mode, content));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out.retain(|k, _| !skip.iter().any(|s| k == s));
+    out
+}
+
+async fn restore_latest(c: &Cluster, name: &str) {
+    let restore: RestoreSession = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  target: {{apiGroup: "", kind: PersistentVolumeClaim, name: data-copy}}
+  dataSource: {{repository: repo, snapshot: latest, encryptionSecret: {{name: enc}}}}
+  addon: {{name: pvc-addon, tasks: [{{name: logical-backup-restore}}]}}
+"#
+    ));
+    c.api::<RestoreSession>()
+        .create(&Default::default(), &restore)
+        .await
+        .expect("create restore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pvc_is_backed_up_recorded_and_restored_byte_for_byte() {
+    let c = Cluster::new().await;
+    make_tree(&c.path("pvc"));
+    let name = c.running_session().await;
+    let snapshot_name = format!("repo-{name}");
+    let settings = c.settings("pvc");
+
+    // The executor backs up into the repository and records the snapshot.
+    let report = execute_backup(&c.client, &settings, NS, &name)
+        .await
+        .expect("execute backup");
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.snapshots.len(), 1);
+    let SnapshotResult::Succeeded { id, size } = report.snapshots[0].result.clone() else {
+        panic!("{report:?}");
+    };
+    assert_eq!(id.len(), 64);
+    assert!(size > 3 << 20, "{size}");
+
+    let object = c.snapshot(&snapshot_name).await;
+    assert_eq!(object.spec.snapshot_id.as_deref(), Some(id.as_str()));
+    let status = object.status.expect("snapshot status");
+    assert_eq!(status.phase, Some(RunPhase::Succeeded));
+    assert_eq!(status.integrity, Some(true));
+    assert_eq!(status.total_components, Some(1));
+    assert_eq!(
+        status.size.as_deref(),
+        Some(stowaway_api::size::format(size).as_str())
+    );
+    assert!(status.snapshot_time.is_some());
+    let component = &status.components["dump"];
+    assert_eq!(component.phase, Some(RunPhase::Succeeded));
+    assert_eq!(component.path.as_deref(), Some("repository/v1/daily/dump"));
+    assert_eq!(component.driver, Some(stowaway_api::common::Driver::Restic));
+    assert!(component.duration.is_some());
+
+    // The repository really holds it, tagged and attributed to the target.
+    let repo = c.repository().await;
+    let snapshots = repo.snapshots().await.expect("snapshots");
+    assert_eq!(snapshots.len(), 1);
+    let recorded = &snapshots[0];
+    assert_eq!(recorded.id.to_hex(), id);
+    assert_eq!(recorded.session.as_deref(), Some(name.as_str()));
+    assert_eq!(recorded.hostname, "host-0");
+    assert_eq!(recorded.target.kind, "PersistentVolumeClaim");
+    assert_eq!(recorded.target.name, "demo/data");
+    assert_eq!(recorded.addon.name, "volume");
+    assert!(
+        recorded.tags.contains(&format!("backup-session={name}")),
+        "{:?}",
+        recorded.tags
+    );
+    assert!(
+        recorded
+            .tags
+            .contains(&"invoker=BackupConfiguration/data".to_owned())
+    );
+    assert_eq!(recorded.components[0].name, "dump");
+    assert!(
+        repo.locks().await.expect("locks").is_empty(),
+        "lock released"
+    );
+
+    // Running again changes nothing: the Snapshot has finished.
+    let again = execute_backup(&c.client, &settings, NS, &name)
+        .await
+        .expect("again");
+    assert_eq!(
+        again.snapshots[0].result,
+        SnapshotResult::AlreadyFinished {
+            phase: RunPhase::Succeeded
+        }
+    );
+    assert_eq!(repo.snapshots().await.expect("snapshots").len(), 1);
+
+    // The operator reads the outcome.
+    let session = c.reconcile_session(&name).await;
+    let session_status = session.status.expect("status");
+    assert_eq!(
+        session_status.phase,
+        Some(BackupSessionPhase::Succeeded),
+        "{session_status:?}"
+    );
+    assert_eq!(session_status.size, status.size);
+    let finished = execute_backup(&c.client, &settings, NS, &name)
+        .await
+        .expect("finished session");
+    assert!(finished.succeeded());
+    assert!(matches!(
+        finished.snapshots[0].result,
+        SnapshotResult::AlreadyFinished { .. }
+    ));
+
+    // Restore into another volume that holds other data.
+    let restored = c.path("restored");
+    std::fs::write(restored.join("a.txt"), b"stale content").expect("write");
+    std::fs::write(restored.join("unrelated.txt"), b"not in the snapshot").expect("write");
+    restore_latest(&c, "undo").await;
+    let restore = c.reconcile_restore("undo").await;
+    let restore_status = restore.status.expect("restore status");
+    assert_eq!(restore_status.phase, Some(RestorePhase::Running));
+    assert_eq!(
+        restore_status.components["dump"].phase,
+        Some(RestorePhase::Pending)
+    );
+    let report = execute_restore(&c.client, &c.settings("restored"), NS, "undo")
+        .await
+        .expect("execute restore");
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.snapshot.as_deref(), Some(snapshot_name.as_str()));
+    assert_eq!(report.components["dump"], ComponentResult::Succeeded);
+
+    assert_eq!(
+        tree(&c.path("pvc"), &[]),
+        tree(&restored, &["unrelated.txt"]),
+        "the restored volume holds the backed-up tree byte for byte"
+    );
+    assert_eq!(
+        std::fs::read(restored.join("unrelated.txt")).expect("kept"),
+        b"not in the snapshot"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&restored)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".stowaway"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(
+        repo.locks().await.expect("locks").is_empty(),
+        "lock released"
+    );
+
+    let restore = c.reconcile_restore("undo").await;
+    let restore_status = restore.status.expect("restore status");
+    assert_eq!(
+        restore_status.phase,
+        Some(RestorePhase::Succeeded),
+        "{restore_status:?}"
+    );
+    let dump = &restore_status.components["dump"];
+    assert_eq!(dump.phase, Some(RestorePhase::Succeeded));
+    assert!(dump.duration.is_some());
+
+    // Running the finished restore again does nothing.
+    std::fs::write(restored.join("a.txt"), b"changed after the restore").expect("write");
+    let again = execute_restore(&c.client, &c.settings("restored"), NS, "undo")
+        .await
+        .expect("again");
+    assert!(matches!(
+        again.components["dump"],
+        ComponentResult::AlreadyFinished {
+            phase: RestorePhase::Succeeded
+        }
+    ));
+    assert_eq!(
+        std::fs::read(restored.join("a.txt")).expect("read"),
+        b"changed after the restore"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_encryption_secret_fails_the_snapshot_and_records_nothing() {
+    let c = Cluster::new().await;
+    make_tree(&c.path("pvc"));
+    let name = c.running_session().await;
+    c.api::<Secret>()
+        .delete("enc", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+
+    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name)
+        .await
+        .expect("execute backup");
+    assert!(!report.succeeded());
+    let SnapshotResult::Failed { error } = &report.snapshots[0].result else {
+        panic!("{report:?}");
+    };
+    assert_eq!(
+        error,
+        "Repository demo/repo: Secret demo/enc (repository password) not found"
+    );
+    let status = c
+        .snapshot(&format!("repo-{name}"))
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.phase, Some(RunPhase::Failed));
+    assert_eq!(status.components["dump"].error.as_ref(), Some(error));
+    let condition = &status.conditions[0];
+    assert_eq!(condition.type_, "BackupIncomplete");
+    assert_eq!(condition.reason.as_deref(), Some("RepositoryNotAccessible"));
+    assert!(
+        c.repository()
+            .await
+            .snapshots()
+            .await
+            .expect("snapshots")
+            .is_empty(),
+        "no snapshot in the repository"
+    );
+
+    let session = c.reconcile_session(&name).await;
+    let session_status = session.status.expect("status");
+    assert_eq!(session_status.phase, Some(BackupSessionPhase::Failed));
+    // A failed Snapshot is not redone.
+    let again = execute_backup(&c.client, &c.settings("pvc"), NS, &name)
+        .await
+        .expect("again");
+    assert!(again.succeeded());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_fails_the_snapshot_naming_the_secret() {
+    let c = Cluster::new().await;
+    make_tree(&c.path("pvc"));
+    let name = c.running_session().await;
+    let patch =
+        serde_json::json!({"data": {"RESTIC_PASSWORD": ByteString(b"not the password".to_vec())}});
+    c.api::<Secret>()
+        .patch("enc", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("change the password");
+
+    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name)
+        .await
+        .expect("execute backup");
+    let SnapshotResult::Failed { error } = &report.snapshots[0].result else {
+        panic!("{report:?}");
+    };
+    assert!(
+        error.starts_with(
+            "Repository demo/repo: the password in Secret demo/enc opens no key of the repository at"
+        ),
+        "{error}"
+    );
+    let status = c
+        .snapshot(&format!("repo-{name}"))
+        .await
+        .status
+        .expect("status");
+    assert_eq!(status.phase, Some(RunPhase::Failed));
+    assert!(
+        c.repository()
+            .await
+            .snapshots()
+            .await
+            .expect("snapshots")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmounted_target_fails_and_a_pending_session_is_refused() {
+    let c = Cluster::new().await;
+    let name = c.running_session().await;
+    let report = execute_backup(&c.client, &c.settings("not-mounted"), NS, &name)
+        .await
+        .expect("execute backup");
+    let SnapshotResult::Failed { error } = &report.snapshots[0].result else {
+        panic!("{report:?}");
+    };
+    assert!(
+        error.starts_with("the target's volume is not mounted at"),
+        "{error}"
+    );
+    assert_eq!(
+        c.snapshot(&format!("repo-{name}"))
+            .await
+            .status
+            .and_then(|s| s.conditions.first().and_then(|c| c.reason.clone()))
+            .as_deref(),
+        Some("TargetNotAccessible")
+    );
+
+    // A restore the operator has not started is not run.
+    restore_latest(&c, "early").await;
+    let err = execute_restore(&c.client, &c.settings("restored"), NS, "early")
+        .await
+        .expect_err("not started");
+    assert!(matches!(err, ExecuteError::Session { .. }), "{err}");
+    assert!(err.to_string().contains("has not started it yet"), "{err}");
+    let err = execute_backup(&c.client, &c.settings("pvc"), NS, "no-such-session")
+        .await
+        .expect_err("missing");
+    assert_eq!(
+        err.to_string(),
+        "BackupSession demo/no-such-session not found"
+    );
+}
