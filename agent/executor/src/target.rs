@@ -60,7 +60,7 @@ pub fn kind_of(target: Option<&TypedObjectReference>, namespace: &str) -> Result
     };
     let group = target.api_group.as_deref().unwrap_or("");
     match (group, target.kind.as_str()) {
-        ("", "PersistentVolumeClaim") => Ok(TargetKind::Volume),
+        ("" | "core" | "v1", "PersistentVolumeClaim") => Ok(TargetKind::Volume),
         ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => Err(ExecuteError::Target {
             target: label(Some(target)),
             message: "a workload's volumes are backed up by the Stowaway sidecar in its pods; \
