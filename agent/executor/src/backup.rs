@@ -1,11 +1,11 @@
-//! Executing a BackupSession: one backup into each repository of the session, each recorded
-//! in the Snapshot object the operator made for it.
+//! Executing a BackupSession: one backup into each repository of the session (of one member,
+//! for a BackupBatch), each recorded in the Snapshot object the operator made for it.
 //!
 //! For each Snapshot not finished yet: mark it Running; open its repository (shared lock,
 //! index); run the session's addon on the target with the task parameters (files cache from
 //! the latest snapshot of the same target and host); commit the snapshot, tagged with the
-//! BackupSession, the session and the invoker; then record the id and the outcome in the
-//! Snapshot. The commit is the last step of the data path, so a failure leaves no snapshot
+//! BackupSession, the session, the invoker (and the member); then record the id and the
+//! outcome in the Snapshot. The commit is the last step of the data path, so a failure leaves no snapshot
 //! in the repository, only a Failed Snapshot object with the error. A Snapshot already
 //! Succeeded or Failed is not redone, so running the executor again is harmless.
 //!
@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::Api;
-use stowaway_api::backup_configuration::{RepositoryInfo, Session};
+use stowaway_api::backup_configuration::RepositoryInfo;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
-use stowaway_api::{BackupConfiguration, BackupSession, Snapshot};
+use stowaway_api::{BackupBatch, BackupConfiguration, BackupSession, Snapshot};
+use stowaway_operator::invoker::{Invoker, Member, SessionView};
 use stowaway_operator::names;
 use stowaway_repository::{AddonRef, ComponentKind, SnapshotMeta, Target};
 use stowaway_runtime::{Addon, JobLimits, JobSpec};
@@ -37,7 +38,8 @@ use crate::settings::Settings;
 use crate::target::{self, Grants, TargetKind, VOLUME};
 
 /// Runs the backup of the BackupSession `namespace/name` into each of its repositories and
-/// records each outcome in its Snapshot object.
+/// records each outcome in its Snapshot object. A BackupBatch's session is executed per
+/// `member` (the Job of each member names it); a BackupConfiguration's takes none.
 ///
 /// Returns `Err` only when nothing could be recorded (the session cannot be read, it is not
 /// Running, an API call failed); a failed backup is a Failed Snapshot and a
@@ -48,6 +50,7 @@ pub async fn execute_backup(
     settings: &Settings,
     namespace: &str,
     name: &str,
+    member: Option<&str>,
 ) -> Result<BackupReport> {
     let session: BackupSession = get(client, "BackupSession", namespace, name, "").await?;
     let mut report = BackupReport {
@@ -91,47 +94,79 @@ pub async fn execute_backup(
             ));
         }
     }
-    let invoker = &session.spec.invoker;
-    if invoker.kind != "BackupConfiguration" {
+    let reference = &session.spec.invoker;
+    let hint = "the session's invoker was deleted";
+    let (config, batch): (Option<BackupConfiguration>, Option<BackupBatch>) =
+        match reference.kind.as_str() {
+            "BackupConfiguration" => (
+                Some(
+                    get(
+                        client,
+                        "BackupConfiguration",
+                        namespace,
+                        &reference.name,
+                        hint,
+                    )
+                    .await?,
+                ),
+                None,
+            ),
+            "BackupBatch" => (
+                None,
+                Some(get(client, "BackupBatch", namespace, &reference.name, hint).await?),
+            ),
+            other => {
+                return Err(session_error(format!(
+                    "invoker kind {other} is not supported (BackupConfiguration or BackupBatch)"
+                )));
+            }
+        };
+    let invoker = match (&config, &batch) {
+        (Some(config), _) => Invoker::Configuration(config),
+        (None, Some(batch)) => Invoker::Batch(batch),
+        (None, None) => return Err(ExecuteError::Internal("no invoker".into())),
+    };
+    let Some(view) = invoker.session(&session.spec.session) else {
         return Err(session_error(format!(
-            "invoker kind {} is not supported (only BackupConfiguration)",
-            invoker.kind
+            "{} {} has no session {:?}",
+            invoker.kind(),
+            reference.name,
+            session.spec.session
         )));
-    }
-    let config: BackupConfiguration = get(
-        client,
-        "BackupConfiguration",
-        namespace,
-        &invoker.name,
-        "the session's invoker was deleted",
-    )
-    .await?;
-    let Some(session_spec) = config
-        .spec
-        .sessions
-        .iter()
-        .find(|s| s.name == session.spec.session)
-        .cloned()
-    else {
-        return Err(session_error(format!(
-            "BackupConfiguration {} has no session {:?}",
-            invoker.name, session.spec.session
-        )));
+    };
+    let member = match member {
+        Some(wanted) => view
+            .members
+            .iter()
+            .find(|m| m.name == Some(wanted))
+            .ok_or_else(|| {
+                session_error(format!(
+                    "{} {} has no member {wanted:?} in session {:?}",
+                    invoker.kind(),
+                    reference.name,
+                    session.spec.session
+                ))
+            })?,
+        None => match view.members.as_slice() {
+            [only] if only.name.is_none() => only,
+            _ => {
+                return Err(session_error(format!(
+                    "the sessions of {} {} are executed per member: name the member",
+                    invoker.kind(),
+                    reference.name
+                )));
+            }
+        },
     };
 
     // What every repository's run shares; a problem here fails every Snapshot.
     let started = Instant::now();
     let prepared = prepare(
-        client,
-        settings,
-        namespace,
-        &session,
-        &config,
-        &session_spec,
+        client, settings, namespace, &session, invoker, &view, member,
     )
     .await;
     let snapshots: Api<Snapshot> = Api::namespaced(client.clone(), namespace);
-    for repo in &session_spec.repositories {
+    for repo in member.repositories {
         let snapshot_name = names::snapshot_name(&repo.name, name);
         let outcome = |result| SnapshotOutcome {
             name: snapshot_name.clone(),
@@ -228,8 +263,9 @@ async fn prepare(
     settings: &Settings,
     namespace: &str,
     session: &BackupSession,
-    config: &BackupConfiguration,
-    spec: &Session,
+    invoker: Invoker<'_>,
+    view: &SessionView<'_>,
+    member: &Member<'_>,
 ) -> Result<Prepared> {
     let deadline = session
         .status
@@ -241,18 +277,23 @@ async fn prepare(
     {
         return Err(ExecuteError::DeadlinePassed { deadline });
     }
-    let addon_info = spec.addon.as_ref().ok_or_else(|| ExecuteError::Session {
+    let addon_info = member.addon.ok_or_else(|| ExecuteError::Session {
         kind: "BackupSession",
         namespace: namespace.to_owned(),
         name: session.name_any(),
         message: format!(
-            "session {:?} of BackupConfiguration {} names no addon",
-            spec.name,
-            config.name_any()
+            "session {:?} of {} {} names no addon{}",
+            view.name,
+            invoker.kind(),
+            invoker.name(),
+            member
+                .name
+                .map(|m| format!(" for member {m}"))
+                .unwrap_or_default()
         ),
     })?;
     let params = task_params(&addon_info.tasks)?;
-    let target_ref = config.spec.target.as_ref();
+    let target_ref = member.target;
     let kind = target::kind_of(target_ref, namespace)?;
     let addon = settings.load_addon(&addon_info.name)?;
     tracing::info!(addon = %addon.info().label(), target = %target::label(target_ref), "addon loaded");
@@ -281,18 +322,22 @@ async fn prepare(
         },
         None => Target {
             kind: addon.info().name.clone(),
-            name: format!("{namespace}/{}", config.name_any()),
+            name: format!("{namespace}/{}", invoker.name()),
         },
     };
+    let mut tags = vec![
+        format!("backup-session={}", session.name_any()),
+        format!("session={}", view.name),
+        format!("invoker={}/{}", invoker.kind(), invoker.name()),
+    ];
+    if let Some(member) = member.name {
+        tags.push(format!("member={member}"));
+    }
     Ok(Prepared {
         addon,
         grants,
         target,
-        tags: vec![
-            format!("backup-session={}", session.name_any()),
-            format!("session={}", spec.name),
-            format!("invoker=BackupConfiguration/{}", config.name_any()),
-        ],
+        tags,
         session: session.name_any(),
         hostname: settings.hostname.clone(),
         deadline,

@@ -25,7 +25,7 @@
 //! # fn builtin(_: &str) -> Option<&'static [u8]> { None }
 //! # fn names() -> Vec<&'static str> { Vec::new() }
 //! let settings = Settings::new(runtime, builtin, names);
-//! let report = execute_backup(&client, &settings, "demo", "db-daily-1700000000").await?;
+//! let report = execute_backup(&client, &settings, "demo", "db-daily-1700000000", None).await?;
 //! assert!(report.succeeded());
 //! # Ok(())
 //! # }

@@ -19,7 +19,8 @@ use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::restore_session::RestorePhase;
 use stowaway_api::{
-    BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
+    BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
+    Snapshot,
 };
 use stowaway_executor::{
     ComponentResult, ExecuteError, Settings, SnapshotResult, execute_backup, execute_restore,
@@ -108,6 +109,8 @@ spec:
             .with_status_subresource::<Snapshot>()
             .with_resource::<BackupConfiguration>()
             .with_status_subresource::<BackupConfiguration>()
+            .with_resource::<BackupBatch>()
+            .with_status_subresource::<BackupBatch>()
             .with_resource::<BackupSession>()
             .with_status_subresource::<BackupSession>()
             .with_resource::<RestoreSession>()
@@ -159,27 +162,43 @@ spec:
         }
     }
 
-    /// The operator's reconcilers until the initial BackupSession runs: storage Ready,
-    /// Repository created and initialised, configuration Ready, session Running with its
-    /// Snapshot and Job. Returns the session's name.
+    /// The operator's reconcilers until the initial BackupSession of the configuration
+    /// runs: storage Ready, Repository created and initialised, configuration Ready, session
+    /// Running with its Snapshot and Job. Returns the session's name.
     async fn running_session(&self) -> String {
+        self.reconcile_storage().await;
+        self.reconcile_config().await;
+        self.reconcile_repository("repo").await;
+        self.reconcile_config().await;
+        self.start_initial_session("data").await
+    }
+
+    async fn reconcile_storage(&self) {
         let storage: BackupStorage = self.api().get("store").await.expect("storage");
         controller::backup_storage::reconcile(Arc::new(storage), self.ctx.clone())
             .await
             .expect("reconcile storage");
-        self.reconcile_config().await;
-        let repo: Repository = self.api().get("repo").await.expect("Repository created");
+    }
+
+    async fn reconcile_repository(&self, name: &str) {
+        let repo: Repository = self.api().get(name).await.expect("Repository created");
         controller::repository::reconcile(Arc::new(repo), self.ctx.clone())
             .await
             .expect("reconcile repository");
-        self.reconcile_config().await;
-        let sessions = self
+    }
+
+    /// Reconciles the one BackupSession of `invoker` until it runs; returns its name.
+    async fn start_initial_session(&self, invoker: &str) -> String {
+        let sessions: Vec<BackupSession> = self
             .api::<BackupSession>()
             .list(&ListParams::default())
             .await
             .expect("sessions")
-            .items;
-        assert_eq!(sessions.len(), 1, "the initial backup");
+            .items
+            .into_iter()
+            .filter(|s| s.spec.invoker.name == invoker)
+            .collect();
+        assert_eq!(sessions.len(), 1, "the initial backup of {invoker}");
         let name = sessions[0].name_any();
         let session = self.reconcile_session(&name).await;
         assert_eq!(
@@ -321,7 +340,7 @@ async fn a_pvc_is_backed_up_recorded_and_restored_byte_for_byte() {
     let settings = c.settings("pvc");
 
     // The executor backs up into the repository and records the snapshot.
-    let report = execute_backup(&c.client, &settings, NS, &name)
+    let report = execute_backup(&c.client, &settings, NS, &name, None)
         .await
         .expect("execute backup");
     assert!(report.succeeded(), "{report:?}");
@@ -377,7 +396,7 @@ async fn a_pvc_is_backed_up_recorded_and_restored_byte_for_byte() {
     );
 
     // Running again changes nothing: the Snapshot has finished.
-    let again = execute_backup(&c.client, &settings, NS, &name)
+    let again = execute_backup(&c.client, &settings, NS, &name, None)
         .await
         .expect("again");
     assert_eq!(
@@ -397,7 +416,7 @@ async fn a_pvc_is_backed_up_recorded_and_restored_byte_for_byte() {
         "{session_status:?}"
     );
     assert_eq!(session_status.size, status.size);
-    let finished = execute_backup(&c.client, &settings, NS, &name)
+    let finished = execute_backup(&c.client, &settings, NS, &name, None)
         .await
         .expect("finished session");
     assert!(finished.succeeded());
@@ -483,7 +502,7 @@ async fn a_missing_encryption_secret_fails_the_snapshot_and_records_nothing() {
         .await
         .expect("delete the Secret");
 
-    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name)
+    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name, None)
         .await
         .expect("execute backup");
     assert!(!report.succeeded());
@@ -518,7 +537,7 @@ async fn a_missing_encryption_secret_fails_the_snapshot_and_records_nothing() {
     let session_status = session.status.expect("status");
     assert_eq!(session_status.phase, Some(BackupSessionPhase::Failed));
     // A failed Snapshot is not redone.
-    let again = execute_backup(&c.client, &c.settings("pvc"), NS, &name)
+    let again = execute_backup(&c.client, &c.settings("pvc"), NS, &name, None)
         .await
         .expect("again");
     assert!(again.succeeded());
@@ -536,7 +555,7 @@ async fn a_wrong_password_fails_the_snapshot_naming_the_secret() {
         .await
         .expect("change the password");
 
-    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name)
+    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name, None)
         .await
         .expect("execute backup");
     let SnapshotResult::Failed { error } = &report.snapshots[0].result else {
@@ -568,7 +587,7 @@ async fn a_wrong_password_fails_the_snapshot_naming_the_secret() {
 async fn an_unmounted_target_fails_and_a_pending_session_is_refused() {
     let c = Cluster::new().await;
     let name = c.running_session().await;
-    let report = execute_backup(&c.client, &c.settings("not-mounted"), NS, &name)
+    let report = execute_backup(&c.client, &c.settings("not-mounted"), NS, &name, None)
         .await
         .expect("execute backup");
     let SnapshotResult::Failed { error } = &report.snapshots[0].result else {
@@ -594,11 +613,98 @@ async fn an_unmounted_target_fails_and_a_pending_session_is_refused() {
         .expect_err("not started");
     assert!(matches!(err, ExecuteError::Session { .. }), "{err}");
     assert!(err.to_string().contains("has not started it yet"), "{err}");
-    let err = execute_backup(&c.client, &c.settings("pvc"), NS, "no-such-session")
+    let err = execute_backup(&c.client, &c.settings("pvc"), NS, "no-such-session", None)
         .await
         .expect_err("missing");
     assert_eq!(
         err.to_string(),
         "BackupSession demo/no-such-session not found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_member_is_backed_up_by_its_own_run() {
+    let c = Cluster::new().await;
+    make_tree(&c.path("pvc"));
+    let batch: BackupBatch = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupBatch
+metadata: {{name: shop, namespace: {NS}}}
+spec:
+  backends:
+    - {{name: local, storageRef: {{name: store}}}}
+  targets:
+    - {{name: files, appRef: {{kind: PersistentVolumeClaim, name: data}}}}
+  sessions:
+    - name: nightly
+      scheduler: {{schedule: "0 1 * * *"}}
+      targets:
+        - name: files
+          addon: {{name: pvc-addon, tasks: [{{name: logical-backup}}]}}
+          repositories:
+            - {{name: shop-files, backend: local, directory: {NS}/shop, encryptionSecret: {{name: enc}}}}
+"#
+    ));
+    c.api::<BackupBatch>()
+        .create(&Default::default(), &batch)
+        .await
+        .expect("batch");
+    c.reconcile_storage().await;
+    let reconcile_batch = || async {
+        let batch: BackupBatch = c.api().get("shop").await.expect("batch");
+        controller::backup_configuration::reconcile_batch(Arc::new(batch), c.ctx.clone())
+            .await
+            .expect("reconcile batch");
+    };
+    reconcile_batch().await;
+    c.reconcile_repository("shop-files").await;
+    reconcile_batch().await;
+    let name = c.start_initial_session("shop").await;
+    let settings = c.settings("pvc");
+
+    let err = execute_backup(&c.client, &settings, NS, &name, None)
+        .await
+        .expect_err("no member");
+    assert!(
+        err.to_string()
+            .ends_with("the sessions of BackupBatch shop are executed per member: name the member"),
+        "{err}"
+    );
+    let err = execute_backup(&c.client, &settings, NS, &name, Some("web"))
+        .await
+        .expect_err("unknown member");
+    assert!(
+        err.to_string()
+            .contains("BackupBatch shop has no member \"web\" in session \"nightly\""),
+        "{err}"
+    );
+
+    let report = execute_backup(&c.client, &settings, NS, &name, Some("files"))
+        .await
+        .expect("member backup");
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.snapshots.len(), 1);
+    assert_eq!(report.snapshots[0].repository, "shop-files");
+    let storage = Storage::local(c.path("storage").join(NS).join("shop")).expect("storage");
+    let repo = stowaway_repository::Repository::open(storage, PASSWORD)
+        .await
+        .expect("open");
+    let snapshots = repo.snapshots().await.expect("snapshots");
+    assert_eq!(snapshots.len(), 1);
+    assert!(
+        snapshots[0].tags.contains(&"member=files".to_owned()),
+        "{:?}",
+        snapshots[0].tags
+    );
+    assert!(
+        snapshots[0]
+            .tags
+            .contains(&"invoker=BackupBatch/shop".to_owned())
+    );
+    let session = c.reconcile_session(&name).await;
+    assert_eq!(
+        session.status.and_then(|s| s.phase),
+        Some(BackupSessionPhase::Succeeded)
     );
 }

@@ -34,6 +34,9 @@ pub(crate) struct Args {
     /// Name of the BackupSession or RestoreSession.
     #[arg(long)]
     session: String,
+    /// The BackupBatch member to back up (the Job of each member names it).
+    #[arg(long)]
+    member: Option<String>,
     /// Where the PersistentVolumeClaim target is mounted.
     #[arg(long, default_value = stowaway_operator::job::TARGET_MOUNT)]
     target_root: PathBuf,
@@ -51,6 +54,9 @@ pub(crate) async fn run(g: &Global, command: Command) -> anyhow::Result<u8> {
         Command::Backup(args) => (true, args),
         Command::Restore(args) => (false, args),
     };
+    if !backup && args.member.is_some() {
+        anyhow::bail!("--member is for backups of a BackupBatch; a restore takes none");
+    }
     let client = kube::Client::try_default().await.context(
         "no Kubernetes API to talk to: `stowaway execute` runs in the Job the operator creates \
          for a session, or set KUBECONFIG to a kubeconfig file",
@@ -72,7 +78,14 @@ pub(crate) async fn run(g: &Global, command: Command) -> anyhow::Result<u8> {
         ..Settings::new(runtime, stowaway_addons::builtin, builtin_names)
     };
     let succeeded = if backup {
-        let report = execute_backup(&client, &settings, &args.namespace, &args.session).await?;
+        let report = execute_backup(
+            &client,
+            &settings,
+            &args.namespace,
+            &args.session,
+            args.member.as_deref(),
+        )
+        .await?;
         print_backup(g, &report)?;
         report.succeeded()
     } else {

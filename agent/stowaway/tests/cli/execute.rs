@@ -23,6 +23,20 @@ fn execute_without_a_cluster_says_what_is_missing() {
             "{stderr}"
         );
     }
+    let out = env.fail(&[
+        "execute",
+        "restore",
+        "--namespace",
+        "demo",
+        "--session",
+        "s1",
+        "--member",
+        "web",
+    ]);
+    assert!(
+        out.contains("--member is for backups of a BackupBatch; a restore takes none"),
+        "{out}"
+    );
     let out = env
         .command(&["execute", "backup", "--namespace", "demo"])
         .output()
