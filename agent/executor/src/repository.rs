@@ -8,7 +8,7 @@
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::Api;
-use stowaway_api::common::{FromNamespaces, ObjectReference};
+use stowaway_api::common::{FromNamespaces, ObjectReference, ReadinessPhase};
 use stowaway_api::{BackupStorage, Repository};
 use stowaway_operator::backup_storage::{NamespaceLabels, usage_allowed};
 use stowaway_operator::storage_access::{
@@ -76,17 +76,23 @@ pub async fn open(
         &format!("Repository {namespace}/{name} refers to it in spec.storageRef"),
     )
     .await?;
-    let labels = if backup_storage
+    let selector = backup_storage
         .spec
         .usage_policy
         .as_ref()
-        .is_some_and(|p| p.allowed_namespaces.from == FromNamespaces::Selector)
-    {
+        .is_some_and(|p| p.allowed_namespaces.from == FromNamespaces::Selector);
+    let labels = if selector {
         namespace_labels(client, namespace).await?
     } else {
-        NamespaceLabels::new()
+        Some(NamespaceLabels::new())
     };
-    if !usage_allowed(&backup_storage, namespace, &labels) {
+    let allowed = match &labels {
+        Some(labels) => usage_allowed(&backup_storage, namespace, labels),
+        // The Job may not read Namespaces (cluster-scoped): the Repository reconciler, which
+        // can, checked the policy; a Ready Repository passed it.
+        None => repository.status.as_ref().and_then(|s| s.phase) == Some(ReadinessPhase::Ready),
+    };
+    if !allowed {
         return Err(access(AccessError::InvalidSetting {
             field: "spec.storageRef".into(),
             message: format!(
@@ -135,14 +141,29 @@ pub async fn open(
     }
 }
 
-/// The labels of `namespace` (for a usage policy with `from: Selector`).
-async fn namespace_labels(client: &kube::Client, namespace: &str) -> Result<NamespaceLabels> {
+/// The labels of `namespace` (for a usage policy with `from: Selector`); `None` when the
+/// executor may not read Namespaces.
+async fn namespace_labels(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<Option<NamespaceLabels>> {
     let api: Api<Namespace> = Api::all(client.clone());
-    let found = api
-        .get_opt(namespace)
-        .await
-        .map_err(|e| ExecuteError::kube(format!("reading Namespace {namespace}"), e))?;
-    Ok(found
-        .map(|ns| NamespaceLabels::from([(namespace.to_owned(), ns.labels().clone())]))
-        .unwrap_or_default())
+    let found = match api.get_opt(namespace).await {
+        Ok(found) => found,
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::info!(%namespace, "may not read the Namespace: relying on the Repository's readiness for the storage's usage policy");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(ExecuteError::kube(
+                format!("reading Namespace {namespace}"),
+                e,
+            ));
+        }
+    };
+    Ok(Some(
+        found
+            .map(|ns| NamespaceLabels::from([(namespace.to_owned(), ns.labels().clone())]))
+            .unwrap_or_default(),
+    ))
 }

@@ -708,3 +708,83 @@ spec:
         Some(BackupSessionPhase::Succeeded)
     );
 }
+
+/// `client` with `GET /api/v1/namespaces/NAME` answered by `answer` (status, body), which the
+/// fake API server cannot route; every other request passes on.
+fn with_namespace_reads(client: Client, answer: (u16, serde_json::Value)) -> Client {
+    let service = tower::service_fn(move |request: http::Request<kube::client::Body>| {
+        let inner = client.clone();
+        let (code, body) = answer.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            if let Some(name) = path.strip_prefix("/api/v1/namespaces/")
+                && !name.contains('/')
+            {
+                let response = http::Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(
+                        serde_json::to_vec(&body).expect("json"),
+                    ))
+                    .expect("response");
+                return Ok::<_, kube::Error>(response);
+            }
+            inner.send(request).await
+        }
+    });
+    Client::new(service, "default")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_usage_policy_is_trusted_to_the_repository_when_namespaces_are_forbidden() {
+    let mut c = Cluster::new().await;
+    make_tree(&c.path("pvc"));
+    let policy = serde_json::json!({"spec": {"usagePolicy": {"allowedNamespaces": {
+        "from": "Selector", "selector": {"matchLabels": {"team": "a"}},
+    }}}});
+    c.api::<BackupStorage>()
+        .patch("store", &PatchParams::default(), &Patch::Merge(&policy))
+        .await
+        .expect("usage policy");
+    // The operator reads the namespace's labels; the executor may not.
+    let namespace = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": NS, "labels": {"team": "a"}},
+    });
+    let operator_client = with_namespace_reads(c.client.clone(), (200, namespace));
+    let forbidden = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+        "code": 403, "message": "namespaces is forbidden",
+    });
+    let executor_client = with_namespace_reads(c.client.clone(), (403, forbidden));
+    c.ctx = Arc::new(Context::new(
+        operator_client,
+        JobSettings::default(),
+        stowaway_addons::builtin_names()
+            .map(str::to_owned)
+            .collect(),
+    ));
+    let name = c.running_session().await;
+
+    // The Repository is Ready: the operator found the namespace allowed.
+    let report = execute_backup(&executor_client, &c.settings("pvc"), NS, &name, None)
+        .await
+        .expect("execute backup");
+    assert!(report.succeeded(), "{report:?}");
+
+    // A Repository that is not Ready is not trusted.
+    let not_ready = serde_json::json!({"status": {"phase": "NotReady"}});
+    c.api::<Repository>()
+        .patch_status("repo", &PatchParams::default(), &Patch::Merge(&not_ready))
+        .await
+        .expect("repository status");
+    let err = stowaway_executor::repository::open(&executor_client, NS, "repo", None)
+        .await
+        .err()
+        .expect("not trusted");
+    assert_eq!(
+        err.to_string(),
+        "Repository demo/repo: spec.storageRef: namespace demo may not use BackupStorage \
+         demo/store: check its spec.usagePolicy"
+    );
+}
