@@ -7,7 +7,9 @@
 //! BackupSession, the session, the invoker (and the member); then record the id and the
 //! outcome in the Snapshot. The commit is the last step of the data path, so a failure leaves no snapshot
 //! in the repository, only a Failed Snapshot object with the error. A Snapshot already
-//! Succeeded or Failed is not redone, so running the executor again is harmless.
+//! Succeeded or Failed is not redone, and a snapshot an earlier run committed for the session
+//! but could not record is recorded instead of backed up again, so running the executor
+//! again is harmless.
 //!
 //! Several repositories are backed up one after the other, each by its own run of the addon
 //! (a later version may back up once and copy the snapshot to the others instead).
@@ -373,13 +375,22 @@ async fn backup_locked(
 ) -> Result<stowaway_repository::Snapshot> {
     let repo = &opened.repo;
     repo.load_index().await.map_err(|e| opened.error(e))?;
-    let parent = repo
+    let of_target: Vec<stowaway_repository::Snapshot> = repo
         .snapshots()
         .await
         .map_err(|e| opened.error(e))?
         .into_iter()
         .filter(|s| s.target == prepared.target && s.hostname == prepared.hostname)
-        .max_by_key(|s| s.time);
+        .collect();
+    // An earlier run committed this session's snapshot but could not record it.
+    if let Some(done) = of_target
+        .iter()
+        .find(|s| s.session.as_deref() == Some(prepared.session.as_str()))
+    {
+        tracing::info!(id = %done.id.short(), "an earlier run committed this snapshot; recording it");
+        return Ok(done.clone());
+    }
+    let parent = of_target.into_iter().max_by_key(|s| s.time);
     if let Some(parent) = &parent {
         tracing::info!(parent = %parent.id.short(), "files unchanged since the parent snapshot are not read again");
     }

@@ -407,6 +407,43 @@ async fn a_pvc_is_backed_up_recorded_and_restored_byte_for_byte() {
     );
     assert_eq!(repo.snapshots().await.expect("snapshots").len(), 1);
 
+    // A run that committed but died before recording it: the next run records the same
+    // snapshot instead of backing up again.
+    let crashed = serde_json::json!({"spec": {"snapshotID": null}, "status": {"phase": "Running"}});
+    let snapshots_api = c.api::<Snapshot>();
+    snapshots_api
+        .patch(
+            &snapshot_name,
+            &PatchParams::default(),
+            &Patch::Merge(&crashed),
+        )
+        .await
+        .expect("spec");
+    snapshots_api
+        .patch_status(
+            &snapshot_name,
+            &PatchParams::default(),
+            &Patch::Merge(&crashed),
+        )
+        .await
+        .expect("status");
+    assert_eq!(c.snapshot(&snapshot_name).await.spec.snapshot_id, None);
+    let recorded_again = execute_backup(&c.client, &settings, NS, &name, None)
+        .await
+        .expect("after a crash");
+    assert_eq!(
+        recorded_again.snapshots[0].result,
+        SnapshotResult::Succeeded {
+            id: id.clone(),
+            size
+        }
+    );
+    assert_eq!(repo.snapshots().await.expect("snapshots").len(), 1);
+    assert_eq!(
+        c.snapshot(&snapshot_name).await.spec.snapshot_id.as_deref(),
+        Some(id.as_str())
+    );
+
     // The operator reads the outcome.
     let session = c.reconcile_session(&name).await;
     let session_status = session.status.expect("status");
