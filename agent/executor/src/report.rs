@@ -3,9 +3,10 @@
 //! - A backup writes each **Snapshot** object: `spec.snapshotID` (the repository's snapshot
 //!   id, as KubeStash's executor records its ULID) and `spec.type`, then the status: phase,
 //!   `snapshotTime`, `size`, `integrity`, `totalComponents`, the components (path, phase,
-//!   size, duration, driver, integrity) and condition `SnapshotMetadataUploaded`. A failure
-//!   is phase Failed with the error in the component and condition `BackupIncomplete`. The
-//!   operator derives the BackupSession's outcome from these phases.
+//!   size, duration, driver, integrity, kind, media type), the host name, tags and addon the
+//!   repository records, and condition `SnapshotMetadataUploaded`. A failure is phase Failed
+//!   with the error in the component and condition `BackupIncomplete`. The operator derives
+//!   the BackupSession's outcome from these phases.
 //! - A restore writes `status.components[name]` of the **RestoreSession** (phase, duration,
 //!   error); the operator derives the outcome from them.
 //!
@@ -19,7 +20,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use stowaway_api::common::{Condition, ConditionStatus, Driver, RunPhase};
 use stowaway_api::restore_session::{ComponentRestoreStatus, RestorePhase};
-use stowaway_api::snapshot::{Component, SnapshotStatus, SnapshotType};
+use stowaway_api::snapshot::{
+    Component, ComponentKind, SnapshotAddon, SnapshotStatus, SnapshotType,
+};
 use stowaway_api::{RestoreSession, Snapshot, size};
 use stowaway_operator::duration::format_duration;
 
@@ -159,6 +162,11 @@ pub fn snapshot_succeeded(
                     duration: Some(format_duration(duration)),
                     integrity: Some(true),
                     driver: Some(Driver::Restic),
+                    kind: Some(match c.kind {
+                        stowaway_repository::ComponentKind::Tree => ComponentKind::Tree,
+                        stowaway_repository::ComponentKind::Stream => ComponentKind::Stream,
+                    }),
+                    media_type: Some(c.media_type.clone()).filter(|m| !m.is_empty()),
                     ..Component::default()
                 },
             )
@@ -173,6 +181,13 @@ pub fn snapshot_succeeded(
         integrity: Some(true),
         total_components: i32::try_from(components.len()).ok(),
         components,
+        hostname: Some(snapshot.hostname.clone()),
+        tags: snapshot.tags.clone(),
+        addon: Some(SnapshotAddon {
+            name: snapshot.addon.name.clone(),
+            version: Some(snapshot.addon.version.clone()).filter(|v| !v.is_empty()),
+            digest: Some(snapshot.addon.digest.clone()).filter(|d| !d.is_empty()),
+        }),
         conditions: vec![Condition {
             type_: SNAPSHOT_METADATA_UPLOADED.into(),
             status: ConditionStatus::True,

@@ -7,7 +7,9 @@
 //! - Any other target is **reached over the network** (a database): the addon's `host` and
 //!   `port` parameters name the endpoint, which is the only one it may connect to. For an
 //!   `AppBinding` target (KubeStash's way to describe a database) they default to its
-//!   `spec.clientConfig` (service or URL), and its `spec.secret` names the credentials.
+//!   `spec.clientConfig` (service or URL), and its `spec.secret` names the credentials; for
+//!   another target (a KubeDB database object) `host` defaults to the Service of its name,
+//!   `<name>.<namespace>.svc`.
 //!   The task parameter `authSecret` names (or overrides) that Secret; a secret the addon
 //!   declares (`password`) is read from the key of that name, or from KubeStash's keys
 //!   (`POSTGRES_PASSWORD`, `MYSQL_ROOT_PASSWORD`); the addon's `user` parameter defaults to
@@ -178,6 +180,12 @@ pub async fn network(
             params.set_default("port", port.to_string());
         }
         secret_ref = found.secret.map(|s| (ns.clone(), s));
+    } else if let Some(target) = target
+        && info.parameters.iter().any(|p| p.name == "host")
+    {
+        // A database object (KubeDB's kinds) is served by a Service of its name.
+        let ns = namespace_or(target.namespace.as_ref(), namespace);
+        params.set_default("host", format!("{}.{ns}.svc", target.name));
     }
     if let Some(name) = &params.auth_secret {
         secret_ref = Some((namespace.to_owned(), name.clone()));

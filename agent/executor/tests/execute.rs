@@ -25,9 +25,10 @@ use stowaway_api::{
 use stowaway_executor::{
     ComponentResult, ExecuteError, Settings, SnapshotResult, execute_backup, execute_restore,
 };
+use stowaway_operator::addon_registry::{AddonParameter, BuiltinAddon};
 use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
-use stowaway_runtime::{Runtime, RuntimeOptions};
+use stowaway_runtime::{Operation, Runtime, RuntimeOptions};
 use stowaway_storage::Storage;
 
 const NS: &str = "demo";
@@ -57,6 +58,48 @@ fn pvc(name: &str) -> PersistentVolumeClaim {
     claim.metadata.name = Some(name.into());
     claim.metadata.namespace = Some(NS.into());
     claim
+}
+
+fn runtime() -> Runtime {
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(std::env::temp_dir().join("stowaway-executor-tests")),
+        no_cache: false,
+    })
+    .expect("runtime")
+}
+
+/// The built-in addons as they describe themselves, for the operator's addon registry.
+fn builtin_addons() -> Vec<BuiltinAddon> {
+    let runtime = runtime();
+    stowaway_addons::builtin_names()
+        .map(|name| {
+            let bytes = stowaway_addons::builtin(name).expect("built in");
+            let addon = runtime.load(bytes, name).expect("load");
+            let info = addon.info();
+            BuiltinAddon {
+                name: info.name.clone(),
+                version: info.version.clone(),
+                description: info.description.clone(),
+                digest: addon.digest().to_owned(),
+                target_kinds: info.target_kinds.clone(),
+                backup: info.operations.contains(&Operation::Backup),
+                restore: info.operations.contains(&Operation::Restore),
+                parameters: info
+                    .parameters
+                    .iter()
+                    .map(|p| AddonParameter {
+                        name: p.name.clone(),
+                        kind: serde_json::to_value(p.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        description: p.description.clone(),
+                        default: p.default.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// A cluster with the objects of one test and the directories behind them.
@@ -130,9 +173,7 @@ spec:
         let ctx = Arc::new(Context::new(
             client.clone(),
             JobSettings::default(),
-            stowaway_addons::builtin_names()
-                .map(str::to_owned)
-                .collect(),
+            builtin_addons(),
         ));
         Cluster { client, ctx, dir }
     }
@@ -149,14 +190,9 @@ spec:
     }
 
     fn settings(&self, target: &str) -> Settings {
-        let runtime = Runtime::new(RuntimeOptions {
-            cache_dir: Some(std::env::temp_dir().join("stowaway-executor-tests")),
-            no_cache: false,
-        })
-        .expect("runtime");
         Settings {
             target_root: self.path(target),
-            ..Settings::new(runtime, stowaway_addons::builtin, || {
+            ..Settings::new(runtime(), stowaway_addons::builtin, || {
                 stowaway_addons::builtin_names().collect()
             })
         }
@@ -366,6 +402,20 @@ async fn a_pvc_is_backed_up_recorded_and_restored_byte_for_byte() {
     assert_eq!(component.phase, Some(RunPhase::Succeeded));
     assert_eq!(component.path.as_deref(), Some("repository/v1/daily/dump"));
     assert_eq!(component.driver, Some(stowaway_api::common::Driver::Restic));
+    assert_eq!(
+        component.kind,
+        Some(stowaway_api::snapshot::ComponentKind::Tree)
+    );
+    assert_eq!(status.hostname.as_deref(), Some("host-0"));
+    assert!(
+        status.tags.contains(&format!("backup-session={name}")),
+        "{:?}",
+        status.tags
+    );
+    assert_eq!(
+        status.addon.as_ref().map(|a| a.name.as_str()),
+        Some("volume")
+    );
     assert!(component.duration.is_some());
 
     // The repository really holds it, tagged and attributed to the target.
@@ -797,9 +847,7 @@ async fn a_selector_usage_policy_is_trusted_to_the_repository_when_namespaces_ar
     c.ctx = Arc::new(Context::new(
         operator_client,
         JobSettings::default(),
-        stowaway_addons::builtin_names()
-            .map(str::to_owned)
-            .collect(),
+        builtin_addons(),
     ));
     let name = c.running_session().await;
 
