@@ -125,6 +125,9 @@ EXECUTOR = [
     use(STORAGE, "snapshots/status", "get patch update",
         "phase, size, components: the operator reads the backup's outcome here"),
     use("", "secrets", "get", "storage credentials and the repository's encryption Secret"),
+    use("", "namespaces", "get", "a BackupStorage usage policy's namespace selector"),
+    use("appcatalog.appscode.com", "appbindings", "get",
+        "executor/src/target.rs: an AppBinding target's address and Secret"),
 ]
 
 # Kinds the operator's source names in `Api<...>` (and auto_backup::<...>), with the resource

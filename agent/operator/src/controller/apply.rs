@@ -35,7 +35,10 @@ where
     }
 }
 
-/// Replaces the status of `name` (a merge patch of the status subresource) when it changed.
+/// Writes the status of `name` when it changed: a merge patch of the status subresource
+/// holding only what differs from `old` (null for fields it no longer has). Fields this
+/// decision did not change are not sent, so a value another writer set meanwhile (an
+/// executor's component outcome, say) is not overwritten with the stale one read before.
 pub(crate) async fn status<K, S>(
     api: &Api<K>,
     name: &str,
@@ -49,24 +52,50 @@ where
     if old == Some(new) {
         return Ok(());
     }
-    let value = serde_json::to_value(new).map_err(|source| Error::Serialize {
-        name: name.to_owned(),
-        source,
-    })?;
-    // A merge patch cannot remove list entries one by one: send the whole status, and null
-    // for the fields it no longer has, so stale values do not linger.
-    let mut patch_status = value;
-    if let (Some(old), Some(map)) = (old, patch_status.as_object_mut())
-        && let Ok(serde_json::Value::Object(old)) = serde_json::to_value(old)
-    {
-        for key in old.keys() {
-            map.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
-    }
+    let serialize = |value: &S| {
+        serde_json::to_value(value).map_err(|source| Error::Serialize {
+            name: name.to_owned(),
+            source,
+        })
+    };
+    let new_value = serialize(new)?;
+    let patch_status = match old {
+        Some(old) => merge_diff(&serialize(old)?, &new_value),
+        None => new_value,
+    };
     let patch = serde_json::json!({ "status": patch_status });
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
+}
+
+/// The JSON merge patch (RFC 7386) turning `old` into `new`: changed and new fields, nested
+/// objects recursively, `null` for removed fields; lists and scalars whole.
+pub(crate) fn merge_diff(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch = serde_json::Map::new();
+            for (key, value) in new {
+                match old.get(key) {
+                    Some(before) if before == value => {}
+                    Some(before) if before.is_object() && value.is_object() => {
+                        patch.insert(key.clone(), merge_diff(before, value));
+                    }
+                    _ => {
+                        patch.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+            for key in old.keys() {
+                if !new.contains_key(key) {
+                    patch.insert(key.clone(), Value::Null);
+                }
+            }
+            Value::Object(patch)
+        }
+        _ => new.clone(),
+    }
 }
 
 /// Records the plan's notes as Events on `object`. Failing to record an Event is logged,
@@ -169,4 +198,40 @@ where
     api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::merge_diff;
+
+    #[test]
+    fn a_merge_diff_sends_only_what_changed() {
+        let old = json!({
+            "phase": "Running",
+            "components": {"dump": {"phase": "Pending"}, "wal": {"phase": "Pending"}},
+            "conditions": [{"type": "A"}],
+            "duration": "1s"
+        });
+        let new = json!({
+            "phase": "Failed",
+            "components": {"dump": {"phase": "Pending"}, "wal": {"phase": "Failed", "error": "x"}},
+            "conditions": [{"type": "A"}, {"type": "B"}]
+        });
+        let patch = merge_diff(&old, &new);
+        assert_eq!(
+            patch,
+            json!({
+                "phase": "Failed",
+                "components": {"wal": {"phase": "Failed", "error": "x"}},
+                "conditions": [{"type": "A"}, {"type": "B"}],
+                "duration": null
+            })
+        );
+        // Applying it to the old value gives the new one.
+        let mut doc = old.clone();
+        json_patch::merge(&mut doc, &patch);
+        assert_eq!(doc, new);
+    }
 }
