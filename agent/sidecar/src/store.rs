@@ -60,12 +60,16 @@ pub trait SessionStore: Send + Sync {
     async fn create_restore(&self, request: &RestoreRequest) -> Result<String, StoreError>;
 }
 
-/// The message of an unknown session: the ones there are.
-fn unknown_session(configuration: &str, session: &str, known: &[&str]) -> StoreError {
-    StoreError::Invalid(format!(
-        "session: BackupConfiguration {configuration} has no session {session:?} (it has: {})",
-        known.join(", ")
-    ))
+/// The message of an unknown session (`None`: the default, when there are none): the ones
+/// there are.
+fn unknown_session(configuration: &str, session: Option<&str>, known: &[&str]) -> StoreError {
+    StoreError::Invalid(match session {
+        Some(session) => format!(
+            "session: BackupConfiguration {configuration} has no session {session:?} (it has: {})",
+            known.join(", ")
+        ),
+        None => format!("BackupConfiguration {configuration} has no sessions"),
+    })
 }
 
 /// The message of a component a snapshot lacks.

@@ -1012,3 +1012,18 @@ async fn snapshot_times_fall_back_to_creation() {
     let list = store.snapshots().await.unwrap();
     assert_eq!(list[0].name, "repo-fresh", "{list:?}");
 }
+
+#[tokio::test]
+async fn a_configuration_without_sessions_says_so() {
+    let store = MemoryStore::new("empty", &[]);
+    let err = store
+        .create_backup(&BackupRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "BackupConfiguration empty has no sessions");
+    let server = Running::start(Arc::new(store), false, false).await;
+    let a = call(server.both()[0], "GET", "/", None, "").await;
+    assert_eq!((a.status, a.code()), (404, "not_found"), "{a:?}");
+    assert!(a.message().starts_with("no endpoint /: "), "{a:?}");
+    server.stop().await;
+}

@@ -52,7 +52,8 @@ pub(super) async fn handle(request: &Request, shared: &Shared) -> Response {
                 404,
                 "not_found",
                 format!(
-                    "no endpoint {path}: the API has POST /v1/backups, GET /v1/backups/NAME, GET /v1/snapshots and POST /v1/restores"
+                    "no endpoint {}: the API has POST /v1/backups, GET /v1/backups/NAME, GET /v1/snapshots and POST /v1/restores",
+                    request.path
                 ),
             ),
         },

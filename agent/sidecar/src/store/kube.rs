@@ -147,10 +147,7 @@ impl SessionStore for KubeStore {
             Some(wanted) => sessions.iter().find(|s| s.name == wanted.as_str()),
             None => sessions.first(),
         }
-        .ok_or_else(|| {
-            let wanted = request.session.as_deref().unwrap_or("(default)");
-            unknown_session(&self.configuration, wanted, &known)
-        })?;
+        .ok_or_else(|| unknown_session(&self.configuration, request.session.as_deref(), &known))?;
         let now = Timestamp::now();
         let mut session = new_session(invoker, view, now, names::ON_DEMAND);
         let annotations = session

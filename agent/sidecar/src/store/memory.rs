@@ -76,11 +76,11 @@ impl SessionStore for MemoryStore {
         let known: Vec<&str> = self.sessions.iter().map(String::as_str).collect();
         let session = match &request.session {
             Some(s) if known.contains(&s.as_str()) => s.clone(),
-            Some(s) => return Err(unknown_session(&self.configuration, s, &known)),
+            Some(s) => return Err(unknown_session(&self.configuration, Some(s), &known)),
             None => known
                 .first()
                 .map(|s| (*s).to_owned())
-                .ok_or_else(|| unknown_session(&self.configuration, "(default)", &known))?,
+                .ok_or_else(|| unknown_session(&self.configuration, None, &known))?,
         };
         let now = Timestamp::now();
         let mut state = self.state();

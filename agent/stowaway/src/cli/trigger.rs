@@ -145,7 +145,11 @@ fn token(args: &Args) -> anyhow::Result<Option<String>> {
         let token = std::fs::read_to_string(path)
             .with_context(|| format!("reading the token file {}", path.display()))?;
         let token = token.trim();
-        anyhow::ensure!(!token.is_empty(), "the token file {} is empty", path.display());
+        anyhow::ensure!(
+            !token.is_empty(),
+            "the token file {} is empty",
+            path.display()
+        );
         return Ok(Some(token.to_owned()));
     }
     Ok(std::env::var("STOWAWAY_TOKEN")

@@ -17,14 +17,24 @@ use crate::util::Env;
 const TOKEN: &str = "pod-local-token";
 
 /// Runs `stowaway trigger --socket SOCKET ARGS` without blocking the server's runtime.
-async fn trigger(env: &Env, socket: &Path, token: Option<&Path>, args: &[&str]) -> std::process::Output {
+async fn trigger(
+    env: &Env,
+    socket: &Path,
+    token: Option<&Path>,
+    args: &[&str],
+) -> std::process::Output {
     let mut full = vec!["trigger", "--socket", socket.to_str().unwrap()];
     if let Some(token) = token {
         full.extend(["--token-file", token.to_str().unwrap()]);
     }
     full.extend_from_slice(args);
     let mut cmd = env.command(&full);
-    for var in ["STOWAWAY_TOKEN", "STOWAWAY_TOKEN_FILE", "STOWAWAY_SOCKET", "STOWAWAY_URL"] {
+    for var in [
+        "STOWAWAY_TOKEN",
+        "STOWAWAY_TOKEN_FILE",
+        "STOWAWAY_SOCKET",
+        "STOWAWAY_URL",
+    ] {
         cmd.env_remove(var);
     }
     tokio::process::Command::from(cmd).output().await.unwrap()
@@ -44,7 +54,11 @@ fn finish_when_created(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let name = loop {
-            if let Some(b) = store.backups().into_iter().find(|b| b.tag.as_deref() == Some(tag)) {
+            if let Some(b) = store
+                .backups()
+                .into_iter()
+                .find(|b| b.tag.as_deref() == Some(tag))
+            {
                 break b.name;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -87,7 +101,22 @@ async fn trigger_talks_to_the_sidecar_over_its_socket() {
     let tok = Some(token_file.as_path());
 
     // A backup, without waiting.
-    let out = trigger(&env, &socket, tok, &["backup", "--session", "weekly", "--tag", "t1", "--component", "dump", "--json"]).await;
+    let out = trigger(
+        &env,
+        &socket,
+        tok,
+        &[
+            "backup",
+            "--session",
+            "weekly",
+            "--tag",
+            "t1",
+            "--component",
+            "dump",
+            "--json",
+        ],
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let name = created["name"].as_str().unwrap().to_owned();
@@ -103,7 +132,10 @@ async fn trigger_talks_to_the_sidecar_over_its_socket() {
     let out = trigger(&env, &socket, tok, &["status", &name]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains(&format!("Name:       {name}\n")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Name:       {name}\n")),
+        "{stdout}"
+    );
     assert!(stdout.contains("Phase:      Pending\n"), "{stdout}");
     assert!(stdout.contains("Tag:        t1\n"), "{stdout}");
     let out = trigger(&env, &socket, tok, &["status", &name, "--json"]).await;
@@ -113,7 +145,13 @@ async fn trigger_talks_to_the_sidecar_over_its_socket() {
 
     // --wait follows it to the end: success exits 0.
     let operator = finish_when_created(store.clone(), "ok", BackupSessionPhase::Succeeded, None);
-    let out = trigger(&env, &socket, tok, &["backup", "--tag", "ok", "--wait", "--interval", "100ms"]).await;
+    let out = trigger(
+        &env,
+        &socket,
+        tok,
+        &["backup", "--tag", "ok", "--wait", "--interval", "100ms"],
+    )
+    .await;
     operator.await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -129,7 +167,21 @@ async fn trigger_talks_to_the_sidecar_over_its_socket() {
         BackupSessionPhase::Failed,
         Some("addon postgres: connection refused"),
     );
-    let out = trigger(&env, &socket, tok, &["backup", "--tag", "bad", "--wait", "--interval", "100ms", "--json"]).await;
+    let out = trigger(
+        &env,
+        &socket,
+        tok,
+        &[
+            "backup",
+            "--tag",
+            "bad",
+            "--wait",
+            "--interval",
+            "100ms",
+            "--json",
+        ],
+    )
+    .await;
     operator.await.unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let last: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -150,12 +202,17 @@ async fn trigger_talks_to_the_sidecar_over_its_socket() {
     assert!(stdout.ends_with("1 snapshots\n"), "{stdout}");
     let out = trigger(&env, &socket, tok, &["restore", "--snapshot", "latest"]).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("RestoreSession db-restore-"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("RestoreSession db-restore-"),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(store.restores()[0].1.snapshot, "repo-db-frequent-1");
 
     // The token from the environment; a wrong one is refused.
     let mut cmd = env.command(&["trigger", "--socket", socket.to_str().unwrap(), "snapshots"]);
-    cmd.env_remove("STOWAWAY_TOKEN_FILE").env("STOWAWAY_TOKEN", "wrong");
+    cmd.env_remove("STOWAWAY_TOKEN_FILE")
+        .env("STOWAWAY_TOKEN", "wrong");
     let out = tokio::process::Command::from(cmd).output().await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
@@ -165,14 +222,22 @@ async fn trigger_talks_to_the_sidecar_over_its_socket() {
     );
     let out = trigger(&env, &socket, None, &["status", "db-nope"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("HTTP 401"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("HTTP 401"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = trigger(&env, &socket, tok, &["status", "db-nope"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
         "stowaway: BackupSession db-nope not found (HTTP 404, backup_not_found)\n"
     );
-    assert_eq!(store.backups().len(), 3, "no request created more than asked");
+    assert_eq!(
+        store.backups().len(),
+        3,
+        "no request created more than asked"
+    );
 }
 
 #[tokio::test]
@@ -181,8 +246,21 @@ async fn trigger_without_a_sidecar_says_so() {
     let out = trigger(&env, &env.path("none.sock"), None, &["backup"]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("is the sidecar running in this pod?"), "{stderr}");
-    let out = trigger(&env, &env.path("none.sock"), None, &["--url", "http://10.0.0.1:8475", "snapshots"]).await;
+    assert!(
+        stderr.contains("is the sidecar running in this pod?"),
+        "{stderr}"
+    );
+    let out = trigger(
+        &env,
+        &env.path("none.sock"),
+        None,
+        &["--url", "http://10.0.0.1:8475", "snapshots"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("not a loopback address"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a loopback address"),
+        "{}",
+        text(&out.stderr)
+    );
 }
