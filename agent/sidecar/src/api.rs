@@ -29,10 +29,11 @@ use self::response::Response;
 use crate::store::SessionStore;
 use crate::token::Token;
 
-/// Where the socket is unless configured otherwise.
+/// Where the socket is unless configured otherwise (in the directory the sidecar injector
+/// shares with the application containers, `stowaway_operator::injection::SOCKET_DIR`).
 pub const DEFAULT_SOCKET: &str = "/var/run/stowaway/sidecar.sock";
-/// The TCP port unless configured otherwise.
-pub const DEFAULT_PORT: u16 = 8475;
+/// The TCP port unless configured otherwise (the injector's default `STOWAWAY_API_PORT`).
+pub const DEFAULT_PORT: u16 = 8089;
 /// Largest request body.
 pub const MAX_BODY: usize = 64 * 1024;
 
@@ -229,4 +230,15 @@ async fn connection(mut stream: Box<dyn Stream>, shared: &Shared) -> std::io::Re
         "on-demand API request"
     );
     response.write(&mut stream).await
+}
+
+#[cfg(test)]
+mod tests {
+    use stowaway_operator::injection::{SOCKET_DIR, SidecarSettings};
+
+    #[test]
+    fn defaults_match_what_the_injector_sets_up() {
+        assert_eq!(super::DEFAULT_SOCKET, format!("{SOCKET_DIR}/sidecar.sock"));
+        assert_eq!(super::DEFAULT_PORT, SidecarSettings::default().api_port);
+    }
 }

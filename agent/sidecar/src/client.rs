@@ -89,7 +89,7 @@ pub enum ClientError {
     },
     /// The socket's permissions keep this process out.
     #[error(
-        "permission denied on {}: the socket is open to its group only (mode 0660); run this container with the pod's fsGroup",
+        "permission denied on {}: the socket is open to the sidecar's user and group only (mode 0660); run this container as that user or in that group",
         path.display()
     )]
     PermissionDenied {
@@ -340,23 +340,23 @@ mod tests {
     fn urls_are_loopback_http_only() {
         let tcp = |s: &str| Endpoint::Tcp(s.parse().expect("addr"));
         assert_eq!(
-            Endpoint::from_url("http://127.0.0.1:8475").expect("url"),
-            tcp("127.0.0.1:8475")
+            Endpoint::from_url("http://127.0.0.1:8089").expect("url"),
+            tcp("127.0.0.1:8089")
         );
         assert_eq!(
-            Endpoint::from_url("http://localhost:8475/").expect("url"),
-            tcp("127.0.0.1:8475")
+            Endpoint::from_url("http://localhost:8089/").expect("url"),
+            tcp("127.0.0.1:8089")
         );
         assert_eq!(
             Endpoint::from_url("http://[::1]:1").expect("url"),
             tcp("[::1]:1")
         );
         for bad in [
-            "https://127.0.0.1:8475",
-            "http://10.1.2.3:8475",
+            "https://127.0.0.1:8089",
+            "http://10.1.2.3:8089",
             "http://example.com:80",
-            "http://127.0.0.1:8475/v1",
-            "127.0.0.1:8475",
+            "http://127.0.0.1:8089/v1",
+            "127.0.0.1:8089",
         ] {
             assert!(
                 matches!(Endpoint::from_url(bad), Err(ClientError::BadUrl { .. })),

@@ -502,7 +502,7 @@ async fn restores_are_refused_unless_allowed() {
 async fn listeners_refuse_what_they_must() {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new("db", &["a"]));
     // Only loopback addresses can be configured.
-    for addr in ["0.0.0.0:8475", "10.1.2.3:8475", "[::]:8475"] {
+    for addr in ["0.0.0.0:8089", "10.1.2.3:8089", "[::]:8089"] {
         let err = LoopbackAddr::new(addr.parse().unwrap()).unwrap_err();
         assert!(matches!(err, BindError::NotLoopback(_)), "{addr}: {err}");
         assert!(addr.parse::<LoopbackAddr>().is_err(), "{addr}");

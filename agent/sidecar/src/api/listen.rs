@@ -154,8 +154,8 @@ mod tests {
     #[test]
     fn only_loopback_addresses_are_accepted() {
         assert_eq!(
-            "8475".parse::<LoopbackAddr>().expect("port").addr(),
-            "127.0.0.1:8475".parse::<SocketAddr>().expect("addr")
+            "8089".parse::<LoopbackAddr>().expect("port").addr(),
+            "127.0.0.1:8089".parse::<SocketAddr>().expect("addr")
         );
         assert!("127.0.0.1:1".parse::<LoopbackAddr>().is_ok());
         assert!("127.1.2.3:1".parse::<LoopbackAddr>().is_ok());
@@ -164,10 +164,10 @@ mod tests {
             let err = bad.parse::<LoopbackAddr>().expect_err(bad);
             assert!(matches!(err, BindError::NotLoopback(_)), "{bad}: {err}");
         }
-        let err = LoopbackAddr::new("192.168.1.1:8475".parse().expect("addr")).expect_err("lan");
+        let err = LoopbackAddr::new("192.168.1.1:8089".parse().expect("addr")).expect_err("lan");
         assert!(
             err.to_string()
-                .starts_with("192.168.1.1:8475 is not a loopback address"),
+                .starts_with("192.168.1.1:8089 is not a loopback address"),
             "{err}"
         );
     }

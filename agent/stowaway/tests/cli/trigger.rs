@@ -254,7 +254,7 @@ async fn trigger_without_a_sidecar_says_so() {
         &env,
         &env.path("none.sock"),
         None,
-        &["--url", "http://10.0.0.1:8475", "snapshots"],
+        &["--url", "http://10.0.0.1:8089", "snapshots"],
     )
     .await;
     assert_eq!(out.status.code(), Some(1));
