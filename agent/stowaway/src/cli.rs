@@ -21,6 +21,7 @@ mod repo;
 mod restore;
 mod snapshots;
 mod stats;
+mod trigger;
 mod unlock;
 
 use std::process::ExitCode;
@@ -123,6 +124,8 @@ enum Command {
     /// Do the work of a BackupSession or RestoreSession (the operator's executor Jobs).
     #[command(subcommand)]
     Execute(execute::Command),
+    /// Ask the sidecar in this pod for a backup, its status, the snapshots or a restore.
+    Trigger(trigger::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -183,6 +186,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Crds(args) => crds::run(args).await,
         Command::Operator(args) => operator::run(g, args).await,
         Command::Execute(cmd) => execute::run(g, cmd).await,
+        Command::Trigger(args) => trigger::run(g, args).await,
     }
 }
 

@@ -13,6 +13,7 @@ mod init_options;
 mod keys;
 mod maintenance;
 mod storage;
+mod trigger;
 mod util;
 
 use std::os::unix::fs::MetadataExt;

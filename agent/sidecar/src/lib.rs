@@ -1,0 +1,21 @@
+//! Stowaway's sidecar agent, which lives beside a workload in its pod.
+//!
+//! For now this crate holds the sidecar's on-demand API (the session claiming and the
+//! executor join it later):
+//!
+//! - [`api`]: the HTTP/1.1 server on `127.0.0.1:PORT` and on a Unix socket in a volume the
+//!   pod's containers share: `POST /v1/backups`, `GET /v1/backups/NAME`, `GET /v1/snapshots`,
+//!   `POST /v1/restores` (docs/sidecar.md);
+//! - [`store`]: what the handlers do, behind the [`store::SessionStore`] trait: the cluster
+//!   ([`store::KubeStore`]) or memory ([`store::MemoryStore`], for tests);
+//! - [`token`]: the optional bearer token;
+//! - [`wire`]: the JSON of requests and answers, shared with the client;
+//! - [`client`]: the client `stowaway trigger` uses;
+//! - [`names`]: names and annotations of on-demand sessions.
+
+pub mod api;
+pub mod client;
+pub mod names;
+pub mod store;
+pub mod token;
+pub mod wire;
