@@ -40,3 +40,11 @@ pub mod storage_access;
 mod testing;
 pub mod variables;
 pub mod webhook;
+
+/// Chooses ring as the process's TLS crypto provider. Both of rustls's providers are built
+/// into the binary (ring through kube, aws-lc-rs through the storage clients), so rustls
+/// cannot choose by itself and kube's client would panic; call this before any client is made.
+pub fn install_crypto_provider() {
+    // An error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

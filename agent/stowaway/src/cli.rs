@@ -148,6 +148,7 @@ pub(crate) fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
+    stowaway_operator::install_crypto_provider();
     let result = runtime.block_on(run(cli));
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {

@@ -377,7 +377,7 @@ fn crds_prints_the_chart_copy() {
     assert_eq!(out, std::fs::read_to_string(chart).unwrap());
     assert_eq!(
         out.matches("\nkind: CustomResourceDefinition\n").count(),
-        11
+        12
     );
 }
 
@@ -399,6 +399,24 @@ fn operator_without_a_cluster_says_what_is_missing() {
         ),
         "{stderr}"
     );
+    // A cluster that does not answer: a clear error, not a crash (exit 1, not a panic).
+    let kubeconfig = env.path("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let out = env
+        .command(&["operator", "--health-address", "127.0.0.1:0"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stowaway: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
     let out = env.fail(&["operator", "--lease-duration", "1s"]);
     assert!(
         out.contains("--lease-duration must be at least 3s"),
