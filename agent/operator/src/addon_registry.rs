@@ -33,6 +33,35 @@ use crate::names;
 pub const BACKUP_TASK: &str = "logical-backup";
 /// Name of the restore task of every built-in addon (KubeStash's name).
 pub const RESTORE_TASK: &str = "logical-backup-restore";
+
+/// The restore task that reads what a backup task wrote, by KubeStash's names:
+/// `manifest-backup` → `manifest-restore`, any other `X` → `X-restore` (`logical-backup` →
+/// `logical-backup-restore`, `volume-snapshot` → `volume-snapshot-restore`).
+pub fn restore_task_for(backup_task: &str) -> String {
+    match backup_task {
+        "manifest-backup" => "manifest-restore".to_owned(),
+        other => format!("{other}-restore"),
+    }
+}
+
+/// An addon reference of a backup (name and tasks with their params) turned into the one
+/// that restores it: each task replaced by [`restore_task_for`] it.
+pub fn restore_addon(addon: &stowaway_api::common::AddonInfo) -> stowaway_api::common::AddonInfo {
+    use stowaway_api::common::{AddonInfo, TaskReference};
+    AddonInfo {
+        name: addon.name.clone(),
+        tasks: addon
+            .tasks
+            .iter()
+            .map(|t| TaskReference {
+                name: restore_task_for(&t.name),
+                params: t.params.clone(),
+                ..TaskReference::default()
+            })
+            .collect(),
+        ..AddonInfo::default()
+    }
+}
 /// Annotation: the version of the addon an object was made from.
 pub const VERSION_ANNOTATION: &str = "stowaway.dev/addon-version";
 /// Annotation: `sha256:<hex>` of the addon's component.
@@ -222,6 +251,16 @@ pub fn install<S: PartialEq>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restore_tasks_follow_kubestash_names() {
+        assert_eq!(restore_task_for(BACKUP_TASK), RESTORE_TASK);
+        assert_eq!(restore_task_for("manifest-backup"), "manifest-restore");
+        assert_eq!(
+            restore_task_for("volume-snapshot"),
+            "volume-snapshot-restore"
+        );
+    }
 
     /// The postgres addon's description, shortened.
     pub(crate) fn postgres() -> BuiltinAddon {

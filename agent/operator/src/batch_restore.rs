@@ -15,13 +15,14 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use stowaway_api::backup_session::BackupSessionPhase;
-use stowaway_api::common::{AddonInfo, RunPhase, TaskReference, TypedObjectReference};
+use stowaway_api::common::{AddonInfo, RunPhase, TypedObjectReference};
 use stowaway_api::restore_session::{
     BatchRestoreSource, ComponentRestoreStatus, ExecutionOrder, RestoreDataSource, RestorePhase,
     RestoreSessionSpec, RestoreSessionStatus,
 };
 use stowaway_api::{BackupBatch, BackupSession, RestoreSession, Snapshot};
 
+use crate::addon_registry::restore_addon;
 use crate::backup_configuration::managed_labels;
 use crate::conditions;
 use crate::events::Note;
@@ -283,19 +284,7 @@ impl MemberRestore {
         let mut labels = managed_labels();
         labels.insert(PARENT_LABEL.into(), parent.name_any());
         labels.insert(names::BATCH_MEMBER_LABEL.into(), self.name.clone());
-        let addon = self.addon.as_ref().map(|a| AddonInfo {
-            name: a.name.clone(),
-            tasks: a
-                .tasks
-                .iter()
-                .map(|t| TaskReference {
-                    name: restore_task(&t.name),
-                    params: t.params.clone(),
-                    ..TaskReference::default()
-                })
-                .collect(),
-            ..AddonInfo::default()
-        });
+        let addon = self.addon.as_ref().map(restore_addon);
         RestoreSession {
             metadata: ObjectMeta {
                 name: Some(child_name(parent, &self.name)),
@@ -324,15 +313,6 @@ impl MemberRestore {
 /// Name of a member's restore.
 pub fn child_name(parent: &RestoreSession, member: &str) -> String {
     names::object_name(&[&parent.name_any(), member])
-}
-
-/// The restore task matching a backup task: `logical-backup` → `logical-restore`.
-fn restore_task(backup_task: &str) -> String {
-    match backup_task.strip_suffix("-backup") {
-        Some(stem) => format!("{stem}-restore"),
-        None if backup_task == "backup" => "restore".to_owned(),
-        None => backup_task.to_owned(),
-    }
 }
 
 /// The BackupSession to restore and each member's snapshot of it.

@@ -865,7 +865,7 @@ async fn the_kube_store_creates_restores_of_the_targets_snapshots() {
     assert_eq!(source.encryption_secret.as_ref().unwrap().name, "pw");
     let addon = restore.spec.addon.as_ref().unwrap();
     assert_eq!(addon.name, "postgres-addon");
-    assert_eq!(addon.tasks[0].name, "logical-restore");
+    assert_eq!(addon.tasks[0].name, "logical-backup-restore");
 
     for (body, status, code) in [
         (r#"{"snapshot": "repo-api"}"#, 404, "snapshot_not_found"),

@@ -205,14 +205,14 @@ fn latest_complete_run_is_restored_member_by_member_into_each_target() {
                 "web".into(),
                 Some("shop-web".into()),
                 Some("shop-web-shop-2".into()),
-                vec!["volume/logical-restore".into()]
+                vec!["volume/logical-backup-restore".into()]
             ),
             (
                 "back-db".into(),
                 "pg".into(),
                 Some("shop-db".into()),
                 Some("shop-db-shop-2".into()),
-                vec!["postgres/logical-restore".into()]
+                vec!["postgres/logical-backup-restore".into()]
             ),
         ]
     );

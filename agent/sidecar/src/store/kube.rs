@@ -8,9 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use stowaway_api::backup_session::BackupSessionPhase;
-use stowaway_api::common::{AddonInfo, TaskReference, TypedObjectReference};
+use stowaway_api::common::TypedObjectReference;
 use stowaway_api::restore_session::{RestoreDataSource, RestoreSessionSpec};
 use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
+use stowaway_operator::addon_registry::restore_addon;
 use stowaway_operator::backup_configuration::new_session;
 use stowaway_operator::backup_session::{BACKUP_INCOMPLETE, BACKUP_SKIPPED};
 use stowaway_operator::invoker::Invoker;
@@ -407,31 +408,10 @@ fn snapshot_info(snapshot: &Snapshot) -> SnapshotInfo {
     }
 }
 
-/// The addon of a backup session, with each backup task replaced by its restore task
-/// (`logical-backup` → `logical-restore`).
-fn restore_addon(addon: &AddonInfo) -> AddonInfo {
-    AddonInfo {
-        name: addon.name.clone(),
-        tasks: addon
-            .tasks
-            .iter()
-            .map(|t| TaskReference {
-                name: match t.name.strip_suffix("-backup") {
-                    Some(stem) => format!("{stem}-restore"),
-                    None if t.name == "backup" => "restore".to_owned(),
-                    None => t.name.clone(),
-                },
-                params: t.params.clone(),
-                ..TaskReference::default()
-            })
-            .collect(),
-        ..AddonInfo::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stowaway_api::common::{AddonInfo, TaskReference};
 
     #[test]
     fn restore_tasks_match_backup_tasks() {
@@ -452,7 +432,7 @@ mod tests {
         };
         let restore = restore_addon(&addon);
         let names: Vec<&str> = restore.tasks.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["logical-restore", "restore"]);
+        assert_eq!(names, ["logical-backup-restore", "backup-restore"]);
         assert_eq!(restore.tasks[0].params, addon.tasks[0].params);
     }
 }
