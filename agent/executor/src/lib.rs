@@ -14,6 +14,7 @@
 //! | Repository → BackupStorage → Secrets → the opened repository | [`repository`] |
 //! | restoring beside the data, then moving it into place | [`staging`] |
 //! | status writes and the reports returned | [`report`] |
+//! | failing work an interrupted executor left unfinished | [`interrupted`] |
 //! | progress in the log | [`progress`] |
 //! | settings (runtime, built-in addons, target root, host name) | [`settings`] |
 //! | errors | [`error`] |
@@ -34,6 +35,7 @@
 pub mod backup;
 mod cluster;
 pub mod error;
+pub mod interrupted;
 pub mod params;
 pub mod progress;
 pub mod report;

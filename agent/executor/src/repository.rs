@@ -1,22 +1,16 @@
 //! Opening the repository of a Repository object: Repository → BackupStorage (and its
 //! usage policy) → backend Secret → storage → the repository's path → encryption Secret →
-//! password → the repository, with the pure parts of `stowaway_operator::storage_access`.
+//! password → the repository, through `stowaway_operator::repository_access`.
 //!
 //! The executor never creates a repository: the Repository reconciler does, before any
 //! session can run.
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::ResourceExt;
-use kube::api::Api;
-use stowaway_api::common::{FromNamespaces, ObjectReference, ReadinessPhase};
-use stowaway_api::{BackupStorage, Repository};
-use stowaway_operator::backup_storage::{NamespaceLabels, usage_allowed};
-use stowaway_operator::storage_access::{
-    AccessError, backend_secret_name, encryption_secret, repository_password, repository_storage,
-    storage_access,
-};
+use stowaway_api::Repository;
+use stowaway_api::common::ObjectReference;
+use stowaway_operator::repository_access::{self, ReachError, SecretPassword};
+use stowaway_operator::storage_access::AccessError;
 
-use crate::cluster::{get, namespace_or, secret_data};
+use crate::cluster::get;
 use crate::error::{ExecuteError, Result};
 
 /// An opened repository and where it is.
@@ -61,64 +55,19 @@ pub async fn open(
         "the BackupConfiguration's reconciler creates it",
     )
     .await?;
-    let access = |source: AccessError| ExecuteError::Access {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        source: Box::new(source),
-    };
-    let reference = &repository.spec.storage_ref;
-    let storage_ns = namespace_or(reference.namespace.as_ref(), namespace);
-    let backup_storage: BackupStorage = get(
-        client,
-        "BackupStorage",
-        &storage_ns,
-        &reference.name,
-        &format!("Repository {namespace}/{name} refers to it in spec.storageRef"),
-    )
-    .await?;
-    let selector = backup_storage
-        .spec
-        .usage_policy
-        .as_ref()
-        .is_some_and(|p| p.allowed_namespaces.from == FromNamespaces::Selector);
-    let labels = if selector {
-        namespace_labels(client, namespace).await?
-    } else {
-        Some(NamespaceLabels::new())
-    };
-    let allowed = match &labels {
-        Some(labels) => usage_allowed(&backup_storage, namespace, labels),
-        // The Job may not read Namespaces (cluster-scoped): the Repository reconciler, which
-        // can, checked the policy; a Ready Repository passed it.
-        None => repository.status.as_ref().and_then(|s| s.phase) == Some(ReadinessPhase::Ready),
-    };
-    if !allowed {
-        return Err(access(AccessError::InvalidSetting {
-            field: "spec.storageRef".into(),
-            message: format!(
-                "namespace {namespace} may not use BackupStorage {storage_ns}/{}: check its \
-                 spec.usagePolicy",
-                backup_storage.name_any()
-            ),
-        }));
-    }
-    let backend_secret = match backend_secret_name(&backup_storage.spec) {
-        Some(secret) => secret_data(client, &storage_ns, secret).await?,
-        None => None,
-    };
-    let storage = storage_access(&backup_storage.spec, &storage_ns, backend_secret.as_ref())
-        .and_then(|a| a.open())
-        .and_then(|s| repository_storage(&s, &repository.spec.path))
-        .map_err(access)?;
+    let failed = |e: ReachError| reach_error(e, namespace, name);
+    let storage = repository_access::reach(client, &repository, namespace)
+        .await
+        .map_err(failed)?;
     let location = storage.describe();
-
-    let (secret_ns, secret_name) = match password_secret {
-        Some((reference, default_ns)) => encryption_secret(Some(reference), default_ns),
-        None => encryption_secret(repository.spec.encryption_secret.as_ref(), namespace),
-    }
-    .map_err(access)?;
-    let data = secret_data(client, &secret_ns, &secret_name).await?;
-    let password = repository_password(&secret_ns, &secret_name, data.as_ref()).map_err(access)?;
+    let (reference, secret_ns) = match password_secret {
+        Some((reference, default_ns)) => (Some(reference), default_ns),
+        None => (repository.spec.encryption_secret.as_ref(), namespace),
+    };
+    let SecretPassword { password, secret } =
+        repository_access::password(client, reference, secret_ns)
+            .await
+            .map_err(failed)?;
     match stowaway_repository::Repository::open(storage, password.expose()).await {
         Ok(repo) => Ok(OpenedRepository {
             repo,
@@ -129,7 +78,7 @@ pub async fn open(
         Err(stowaway_repository::Error::WrongPassword) => Err(ExecuteError::WrongPassword {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            secret: format!("{secret_ns}/{secret_name}"),
+            secret,
             location,
         }),
         Err(source) => Err(ExecuteError::Repository {
@@ -141,29 +90,30 @@ pub async fn open(
     }
 }
 
-/// The labels of `namespace` (for a usage policy with `from: Selector`); `None` when the
-/// executor may not read Namespaces.
-async fn namespace_labels(
-    client: &kube::Client,
-    namespace: &str,
-) -> Result<Option<NamespaceLabels>> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let found = match api.get_opt(namespace).await {
-        Ok(found) => found,
-        Err(kube::Error::Api(e)) if e.code == 403 => {
-            tracing::info!(%namespace, "may not read the Namespace: relying on the Repository's readiness for the storage's usage policy");
-            return Ok(None);
-        }
-        Err(e) => {
-            return Err(ExecuteError::kube(
-                format!("reading Namespace {namespace}"),
-                e,
-            ));
-        }
+/// The executor's error for a Repository `namespace/name` that cannot be reached.
+fn reach_error(error: ReachError, namespace: &str, name: &str) -> ExecuteError {
+    let access = |source: AccessError| ExecuteError::Access {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        source: Box::new(source),
     };
-    Ok(Some(
-        found
-            .map(|ns| NamespaceLabels::from([(namespace.to_owned(), ns.labels().clone())]))
-            .unwrap_or_default(),
-    ))
+    match error {
+        ReachError::Kube { what, source } => ExecuteError::Kube { what, source },
+        ReachError::StorageNotFound {
+            namespace: storage_ns,
+            name: storage,
+        } => ExecuteError::NotFound {
+            kind: "BackupStorage",
+            namespace: storage_ns,
+            name: storage,
+            hint: format!(": Repository {namespace}/{name} refers to it in spec.storageRef"),
+        },
+        e @ ReachError::NotAllowed { .. } => access(AccessError::InvalidSetting {
+            field: "spec.storageRef".into(),
+            message: e.to_string(),
+        }),
+        ReachError::Storage { source, .. }
+        | ReachError::Path(source)
+        | ReachError::Password(source) => access(*source),
+    }
 }

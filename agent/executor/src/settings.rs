@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use stowaway_runtime::{Addon, Runtime};
+use stowaway_operator::addon_registry::{AddonParameter, BuiltinAddon};
+use stowaway_runtime::{Addon, AddonInfo, Operation, ParameterType, Runtime};
 
 use crate::error::{ExecuteError, Result};
 
@@ -74,5 +75,47 @@ impl Settings {
             });
         };
         Ok(Arc::new(self.runtime.load(bytes, builtin)?))
+    }
+
+    /// Loads every built-in addon and returns how each describes itself, for the operator's
+    /// addon registry.
+    pub fn builtin_descriptions(&self) -> Result<Vec<BuiltinAddon>> {
+        (self.builtin_names)()
+            .into_iter()
+            .map(|name| {
+                let addon = self.load_addon(name)?;
+                Ok(describe(addon.info(), addon.digest()))
+            })
+            .collect()
+    }
+}
+
+/// The registry's description of an addon: what it declares and its component's SHA-256.
+pub fn describe(info: &AddonInfo, digest: &str) -> BuiltinAddon {
+    BuiltinAddon {
+        name: info.name.clone(),
+        version: info.version.clone(),
+        description: info.description.clone(),
+        digest: digest.to_owned(),
+        target_kinds: info.target_kinds.clone(),
+        backup: info.operations.contains(&Operation::Backup),
+        restore: info.operations.contains(&Operation::Restore),
+        parameters: info
+            .parameters
+            .iter()
+            .map(|p| AddonParameter {
+                name: p.name.clone(),
+                kind: match p.kind {
+                    ParameterType::Text => "text",
+                    ParameterType::Integer => "integer",
+                    ParameterType::Boolean => "boolean",
+                    ParameterType::TextList => "text-list",
+                    ParameterType::Duration => "duration",
+                }
+                .to_owned(),
+                description: p.description.clone(),
+                default: p.default.clone(),
+            })
+            .collect(),
     }
 }

@@ -30,6 +30,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod repository;
+pub mod repository_access;
 pub mod restore_session;
 pub mod retention;
 pub mod schedule;

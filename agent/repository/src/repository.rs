@@ -259,18 +259,23 @@ impl Repository {
         mut f: impl FnMut(IndexId, IndexFile),
     ) -> Result<()> {
         let listing = self.storage().list(INDEX_DIR).await?;
-        let mut files = std::pin::pin!(
-            futures::stream::iter(listing)
-                .filter_map(|info| async move {
-                    let name = info.key.rsplit('/').next().unwrap_or_default();
-                    match name.parse::<IndexId>() {
-                        Ok(id) => (!skip.contains(&id)).then_some(id),
-                        Err(_) => {
-                            tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
-                            None
-                        }
+        // The ids are parsed before the concurrent reads (not in an async filter), which
+        // keeps the future `Send` for callers that spawn it.
+        let ids: Vec<IndexId> = listing
+            .into_iter()
+            .filter_map(|info| {
+                let name = info.key.rsplit('/').next().unwrap_or_default();
+                match name.parse::<IndexId>() {
+                    Ok(id) => (!skip.contains(&id)).then_some(id),
+                    Err(_) => {
+                        tracing::warn!(key = %info.key, "ignoring a file with an invalid name");
+                        None
                     }
-                })
+                }
+            })
+            .collect();
+        let mut files = std::pin::pin!(
+            futures::stream::iter(ids)
                 .map(|id| async move { self.read_index_file(&id).await.map(|f| (id, f)) })
                 .buffer_unordered(LOAD_CONCURRENCY)
         );

@@ -4,9 +4,11 @@
 
 mod kube;
 mod memory;
+mod target;
 
 pub use self::kube::KubeStore;
 pub use self::memory::MemoryStore;
+pub use self::target::{CONFIGURATION_ENV, TargetStore, configuration_for};
 
 use crate::wire::{BackupInfo, BackupRequest, RestoreRequest, SnapshotInfo};
 
@@ -33,6 +35,9 @@ pub enum StoreError {
         /// Its name.
         name: String,
     },
+    /// No BackupConfiguration (or no single one) targets the sidecar's workload.
+    #[error("{0}")]
+    NoConfiguration(String),
     /// The Kubernetes API could not be reached.
     #[error("the Kubernetes API is unreachable: {0}")]
     Unreachable(String),

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use stowaway_operator::addon_registry::{AddonParameter, BuiltinAddon};
-use stowaway_runtime::{Addon, AddonInfo, Operation, ParameterType, Runtime, RuntimeOptions};
+use stowaway_operator::addon_registry::BuiltinAddon;
+use stowaway_runtime::{Addon, Runtime, RuntimeOptions};
 
 use crate::cli::Global;
 
@@ -37,43 +37,11 @@ pub(crate) fn load(runtime: &Runtime, spec: &str) -> anyhow::Result<Addon> {
 /// Loads every built-in addon and returns how each describes itself, for the operator's
 /// addon registry (the operator itself does not run addons).
 pub(crate) fn builtin_descriptions(runtime: &Runtime) -> anyhow::Result<Vec<BuiltinAddon>> {
-    stowaway_addons::builtin_names()
-        .map(|name| {
-            let addon = load(runtime, name)
-                .with_context(|| format!("loading the built-in addon {name}"))?;
-            Ok(describe(addon.info(), addon.digest()))
-        })
-        .collect()
-}
-
-/// The registry's description of an addon: what it declares and its component's SHA-256.
-pub(crate) fn describe(info: &AddonInfo, digest: &str) -> BuiltinAddon {
-    BuiltinAddon {
-        name: info.name.clone(),
-        version: info.version.clone(),
-        description: info.description.clone(),
-        digest: digest.to_owned(),
-        target_kinds: info.target_kinds.clone(),
-        backup: info.operations.contains(&Operation::Backup),
-        restore: info.operations.contains(&Operation::Restore),
-        parameters: info
-            .parameters
-            .iter()
-            .map(|p| AddonParameter {
-                name: p.name.clone(),
-                kind: match p.kind {
-                    ParameterType::Text => "text",
-                    ParameterType::Integer => "integer",
-                    ParameterType::Boolean => "boolean",
-                    ParameterType::TextList => "text-list",
-                    ParameterType::Duration => "duration",
-                }
-                .to_owned(),
-                description: p.description.clone(),
-                default: p.default.clone(),
-            })
-            .collect(),
-    }
+    let settings =
+        stowaway_executor::Settings::new(runtime.clone(), stowaway_addons::builtin, || {
+            stowaway_addons::builtin_names().collect()
+        });
+    Ok(settings.builtin_descriptions()?)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
@@ -16,8 +15,9 @@ use crate::backup_storage::{
     uses_storage, wipe_out_failed,
 };
 use crate::names;
+use crate::repository_access;
 use crate::storage_access::{
-    self, AccessError, SecretData, StorageAccess, backend_secret_name, storage_access,
+    self, AccessError, StorageAccess, backend_secret_name, storage_access,
 };
 
 /// Reconciles one BackupStorage.
@@ -32,7 +32,7 @@ pub async fn reconcile(storage: Arc<BackupStorage>, ctx: Arc<Context>) -> Result
 
     let secret_name = backend_secret_name(&storage.spec);
     let secret = match secret_name {
-        Some(secret) => secret_data(client, &namespace, secret).await?,
+        Some(secret) => repository_access::secret_data(client, &namespace, secret).await?,
         None => None,
     };
     let access = storage_access(&storage.spec, &namespace, secret.as_ref());
@@ -125,20 +125,6 @@ async fn wipe_out(access: &Result<StorageAccess, AccessError>) -> Result<usize, 
         .map_err(|e| format!("{}: {e}", storage.describe()))
 }
 
-/// The data of the Secret `namespace/name`, `None` when it does not exist. Shared with the
-/// Repository reconciler.
-pub(crate) async fn secret_data(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<Option<SecretData>, Error> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    Ok(secrets
-        .get_opt(name)
-        .await?
-        .map(|s| storage_access::secret_data(&s)))
-}
-
 /// Labels of the namespaces of other-namespace Repositories referring to the storage, when its
 /// usage policy selects namespaces by label (else nothing is looked up).
 async fn namespace_labels(
@@ -160,20 +146,5 @@ async fn namespace_labels(
         .collect();
     wanted.sort();
     wanted.dedup();
-    namespace_labels_of(client, &wanted).await
-}
-
-/// The labels of each of `namespaces` that exists. Shared with the Repository reconciler.
-pub(crate) async fn namespace_labels_of(
-    client: &kube::Client,
-    namespaces: &[String],
-) -> Result<NamespaceLabels, Error> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut labels = NamespaceLabels::new();
-    for ns in namespaces {
-        if let Some(found) = api.get_opt(ns).await? {
-            labels.insert(ns.clone(), found.labels().clone());
-        }
-    }
-    Ok(labels)
+    Ok(repository_access::namespace_labels(client, &wanted).await?)
 }

@@ -8,23 +8,19 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use stowaway_api::common::{DeletionPolicy, FromNamespaces};
-use stowaway_api::{BackupStorage, Repository, Snapshot};
+use stowaway_api::common::DeletionPolicy;
+use stowaway_api::{Repository, Snapshot};
 use stowaway_storage::Storage;
 
-use super::backup_storage::{namespace_labels_of, secret_data};
 use super::{Context, Error, apply};
-use crate::backup_storage::usage_allowed;
 use crate::names;
 use crate::repository::{
     self as decision, Finalize, Observed, Outcome, decide, has_finalizer, is_deleting, is_paused,
     wipe_out_failed,
 };
+use crate::repository_access::{self, ReachError, SecretPassword};
 use crate::snapshot_mirror;
-use crate::storage_access::{
-    self, AccessError, RepositoryError, backend_secret_name, encryption_secret,
-    repository_password, repository_storage, storage_access,
-};
+use crate::storage_access::{self, RepositoryError};
 
 /// Reconciles one Repository.
 pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -139,65 +135,44 @@ async fn reach(
     repo: &Repository,
     namespace: &str,
 ) -> Result<Result<Storage, Outcome>, Error> {
-    let problem = |reason, message: String| Ok(Err(Outcome::Problem { reason, message }));
-    let reference = &repo.spec.storage_ref;
-    let storage_ns = reference
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| namespace.to_owned());
-    let storages: Api<BackupStorage> = Api::namespaced(client.clone(), &storage_ns);
-    let Some(backup_storage) = storages.get_opt(&reference.name).await? else {
-        return problem(
-            decision::STORAGE_NOT_FOUND,
-            format!(
-                "BackupStorage {storage_ns}/{} not found: create it or fix spec.storageRef",
-                reference.name
-            ),
-        );
+    let reason = match repository_access::reach(client, repo, namespace).await {
+        Ok(storage) => return Ok(Ok(storage)),
+        Err(ReachError::Kube { source, .. }) => return Err(Error::Kube(*source)),
+        Err(e) => e,
     };
-    let selector = backup_storage
-        .spec
-        .usage_policy
-        .as_ref()
-        .is_some_and(|p| p.allowed_namespaces.from == FromNamespaces::Selector);
-    let labels = if selector {
-        namespace_labels_of(client, &[namespace.to_owned()]).await?
-    } else {
-        Default::default()
-    };
-    if !usage_allowed(&backup_storage, namespace, &labels) {
-        return problem(
-            decision::STORAGE_NOT_ALLOWED,
-            format!(
-                "namespace {namespace} may not use BackupStorage {storage_ns}/{}: check its spec.usagePolicy",
-                reference.name
-            ),
-        );
-    }
-    let secret = match backend_secret_name(&backup_storage.spec) {
-        Some(secret) => secret_data(client, &storage_ns, secret).await?,
-        None => None,
-    };
-    let not_reachable = |e: AccessError| {
-        Err(Outcome::Problem {
+    let message = reason.to_string();
+    Ok(Err(match reason {
+        ReachError::StorageNotFound { .. } => Outcome::Problem {
+            reason: decision::STORAGE_NOT_FOUND,
+            message: format!("{message}: create it or fix spec.storageRef"),
+        },
+        ReachError::NotAllowed { .. } => Outcome::Problem {
+            reason: decision::STORAGE_NOT_ALLOWED,
+            message,
+        },
+        ReachError::Storage { .. } => Outcome::Problem {
             reason: decision::STORAGE_NOT_REACHABLE,
-            message: format!("BackupStorage {storage_ns}/{}: {e}", reference.name),
-        })
-    };
-    let opened = match storage_access(&backup_storage.spec, &storage_ns, secret.as_ref())
-        .and_then(|access| access.open())
-    {
-        Ok(opened) => opened,
-        Err(e) => return Ok(not_reachable(e)),
-    };
-    Ok(match repository_storage(&opened, &repo.spec.path) {
-        Ok(storage) => Ok(storage),
-        Err(e) => Err(Outcome::Problem {
+            message,
+        },
+        _ => Outcome::Problem {
             reason: decision::INITIALIZATION_FAILED,
-            message: e.to_string(),
-        }),
-    })
+            message,
+        },
+    }))
+}
+
+/// The password of the repository's encryption Secret, or the problem as a status message.
+async fn password(
+    client: &kube::Client,
+    repo: &Repository,
+    namespace: &str,
+) -> Result<Result<SecretPassword, String>, Error> {
+    match repository_access::password(client, repo.spec.encryption_secret.as_ref(), namespace).await
+    {
+        Ok(found) => Ok(Ok(found)),
+        Err(ReachError::Kube { source, .. }) => Err(Error::Kube(*source)),
+        Err(e) => Ok(Err(e.to_string())),
+    }
 }
 
 /// Opens (or creates) the repository with the password of its encryption Secret and reads
@@ -208,19 +183,14 @@ async fn open(
     namespace: &str,
     storage: &Storage,
 ) -> Result<Outcome, Error> {
-    let secret_problem = |e: AccessError| Outcome::Problem {
-        reason: decision::ENCRYPTION_SECRET_NOT_AVAILABLE,
-        message: e.to_string(),
-    };
-    let (secret_ns, secret_name) =
-        match encryption_secret(repo.spec.encryption_secret.as_ref(), namespace) {
-            Ok(found) => found,
-            Err(e) => return Ok(secret_problem(e)),
-        };
-    let data = secret_data(client, &secret_ns, &secret_name).await?;
-    let password = match repository_password(&secret_ns, &secret_name, data.as_ref()) {
-        Ok(password) => password,
-        Err(e) => return Ok(secret_problem(e)),
+    let SecretPassword { password, secret } = match password(client, repo, namespace).await? {
+        Ok(found) => found,
+        Err(message) => {
+            return Ok(Outcome::Problem {
+                reason: decision::ENCRYPTION_SECRET_NOT_AVAILABLE,
+                message,
+            });
+        }
     };
     let location = storage.describe();
     let (opened, created) = match storage_access::open_or_init(storage, &password).await {
@@ -229,8 +199,8 @@ async fn open(
             return Ok(Outcome::Problem {
                 reason: decision::WRONG_PASSWORD,
                 message: format!(
-                    "the password in Secret {secret_ns}/{secret_name} opens no key of the \
-                     repository at {location}: put the repository's password in the Secret"
+                    "the password in Secret {secret} opens no key of the repository at \
+                     {location}: put the repository's password in the Secret"
                 ),
             });
         }
@@ -271,15 +241,9 @@ pub(crate) async fn open_existing(
         Err(Outcome::Problem { message, .. }) => return Ok(Err(message)),
         Err(_) => return Ok(Err("the repository cannot be reached".to_owned())),
     };
-    let (secret_ns, secret_name) =
-        match encryption_secret(repo.spec.encryption_secret.as_ref(), namespace) {
-            Ok(found) => found,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
-    let data = secret_data(client, &secret_ns, &secret_name).await?;
-    let password = match repository_password(&secret_ns, &secret_name, data.as_ref()) {
-        Ok(password) => password,
-        Err(e) => return Ok(Err(e.to_string())),
+    let password = match password(client, repo, namespace).await? {
+        Ok(found) => found.password,
+        Err(message) => return Ok(Err(message)),
     };
     let location = storage.describe();
     Ok(

@@ -84,7 +84,9 @@ impl Response {
                 kind: "Snapshot", ..
             } => (404, "snapshot_not_found"),
             StoreError::NotFound { .. } => (404, "not_found"),
-            StoreError::ConfigurationNotFound { .. } => (503, "configuration_not_found"),
+            StoreError::ConfigurationNotFound { .. } | StoreError::NoConfiguration(_) => {
+                (503, "configuration_not_found")
+            }
             StoreError::Unreachable(_) => (503, "cluster_unreachable"),
             StoreError::Refused(_) => (502, "cluster_refused"),
         };

@@ -297,7 +297,7 @@ impl SessionStore for KubeStore {
 }
 
 /// A kube error as a store error: the API answered (refused) or could not be reached.
-fn cluster(e: kube::Error) -> StoreError {
+pub(super) fn cluster(e: kube::Error) -> StoreError {
     match e {
         kube::Error::Api(status) => StoreError::Refused(format!(
             "{} ({} {})",
