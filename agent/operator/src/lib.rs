@@ -33,6 +33,7 @@ pub mod repository;
 pub mod restore_session;
 pub mod retention;
 pub mod schedule;
+pub mod sidecar_rbac;
 pub mod snapshot;
 pub mod snapshot_mirror;
 pub mod storage_access;
