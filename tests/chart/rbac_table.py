@@ -47,6 +47,8 @@ OPERATOR = [
     use(CORE, "backupsessions", "create delete",
         "controller/backup_configuration.rs: scheduled sessions, history limit; retries"),
     use(CORE, "backupsessions/status", "patch", "apply::status"),
+    use(CORE, "backupsessions", "update",
+        "granted to sidecars for their claim (sidecar_rbac.rs; escalation check)"),
     use(CORE, "backupbatches", "get list watch",
         "controller/run.rs watches them; a batch session's invoker"),
     use(CORE, "backupbatches", "patch",
@@ -56,6 +58,8 @@ OPERATOR = [
     use(CORE, "restoresessions", "create",
         "controller/restore_session.rs: a batch restore's member restores"),
     use(CORE, "restoresessions/status", "patch", "apply::status"),
+    use(CORE, "restoresessions", "update",
+        "granted to sidecars for their claim (sidecar_rbac.rs; escalation check)"),
     use(CORE, "backupblueprints", "get", "controller/backup_blueprint.rs reads the named blueprint"),
     use(CORE, "hooktemplates", "get", "controller/hooks.rs reads a hook's template"),
     use(CORE, "hooktemplates", "list", "webhook.rs catalog"),
@@ -86,7 +90,13 @@ OPERATOR = [
     use("batch", "jobs", "create delete", "executor Jobs of backup and restore sessions"),
     use("", "pods", "list",
         "controller.rs has_sidecar lists pods by label; controller/hooks.rs Pod executor"),
+    use("", "pods", "get",
+        "webhook/sidecar_access.rs reads a writer's pod; granted to sidecars (sidecar_rbac.rs)"),
     use("", "pods/exec", "get create", "controller/hooks.rs exec action of a Pod hook"),
+    use("rbac.authorization.k8s.io", "roles", "get list create update delete",
+        "controller/sidecar_rbac.rs: the sidecars' Roles (listed by label for cleanup)"),
+    use("rbac.authorization.k8s.io", "rolebindings", "get list create update delete",
+        "controller/sidecar_rbac.rs: the sidecars' RoleBindings"),
     use(ADDONS, "functions", "get", "controller/hooks/function.rs Function hook executor"),
     use(ADDONS, "functions", "create update",
         "controller/addon.rs install_builtins: the built-ins' Functions"),
@@ -143,7 +153,33 @@ BUILTIN_KINDS = {
     "StatefulSet": ("apps", "statefulsets"),
     "DaemonSet": ("apps", "daemonsets"),
     "Event": ("events.k8s.io", "events"),
+    "Role": ("rbac.authorization.k8s.io", "roles"),
+    "RoleBinding": ("rbac.authorization.k8s.io", "rolebindings"),
 }
+
+
+# What the operator grants a workload's service account for its sidecar (a Role per
+# BackupConfiguration or batch member, agent/operator/src/sidecar_rbac.rs; secrets,
+# backupstorages and repositories by resourceNames). Kubernetes lets the operator create such a
+# Role only if it holds every permission in it: test_chart.py checks SIDECAR <= OPERATOR, and
+# sidecar_rbac's own test checks the Rust rules against the chart.
+SIDECAR = [
+    use(CORE, "backupsessions", "get list watch update create",
+        "watch its sessions; claim (update); on-demand backups (create)"),
+    use(CORE, "restoresessions", "get list watch update create",
+        "watch and claim restores; create only with stowaway.dev/allow-restore"),
+    use(CORE, "backupsessions/status", "patch", "the session's outcome"),
+    use(CORE, "restoresessions/status", "patch", "the restore's outcome"),
+    use(CORE, "backupconfigurations", "get list watch", "its configuration"),
+    use(CORE, "backupbatches", "get list watch", "a batch member's invoker"),
+    use(STORAGE, "snapshots", "get list watch patch", "the snapshot's ID"),
+    use(STORAGE, "snapshots/status", "patch", "the snapshot's outcome"),
+    use(STORAGE, "repositories", "get", "by name"),
+    use(STORAGE, "backupstorages", "get", "by name"),
+    use("", "secrets", "get", "by name: credentials, encryption Secret, authSecret"),
+    use("", "pods", "get", "is a claimant still running"),
+    use("events.k8s.io", "events", "create patch", "Events"),
+]
 
 
 def triples(uses: list[Use]) -> set[tuple[str, str, str]]:

@@ -530,8 +530,10 @@ def served_kinds() -> tuple[set[str], set[str]]:
 
 
 def stowaway_kinds_webhook(config: dict) -> dict:
-    """The one webhook of a configuration that reviews Stowaway's kinds (not the injector)."""
-    (webhook,) = [w for w in config["webhooks"] if w["name"] != "inject.stowaway.dev"]
+    """The one webhook of a configuration that reviews Stowaway's kinds (not the injector,
+    not the sidecars' access check)."""
+    (webhook,) = [w for w in config["webhooks"]
+                  if w["name"] not in ("inject.stowaway.dev", "sidecars.stowaway.dev")]
     return webhook
 
 
@@ -641,6 +643,13 @@ def test_operator_cluster_role_is_exactly_the_table():
     assert sorted(have - need) == [], "the ClusterRole grants more than the operator uses"
 
 
+def test_the_operator_holds_what_it_grants_sidecars():
+    """Kubernetes refuses a Role that grants more than its creator holds (escalation)."""
+    role = one(render(), "ClusterRole", f"{RELEASE}-operator")
+    missing = rbac_table.triples(rbac_table.SIDECAR) - granted(role["rules"])
+    assert sorted(missing) == [], "the operator cannot grant these to sidecars"
+
+
 def test_lease_role_is_exactly_the_table():
     objects = render()
     role = one(objects, "Role", f"{RELEASE}-leader")
@@ -716,3 +725,35 @@ def test_the_sidecar_injector_reviews_only_new_pods_outside_system_namespaces():
     objects = render({"injection": {"enabled": False}})
     names = [w["name"] for w in one(objects, "MutatingWebhookConfiguration")["webhooks"]]
     assert names == ["defaults.stowaway.dev"]
+
+
+def guarded_kinds() -> set[str]:
+    """Kinds whose writes by sidecars the server checks (admission/sidecar.rs Guarded::of)."""
+    source = (OPERATOR_SRC / "admission" / "sidecar.rs").read_text()
+    body = source.split("pub fn of(group: &str, kind: &str)")[1].split("pub fn kind(self)")[0]
+    kinds = set(re.findall(r"is::<(\w+)>\(group, kind\)", body))
+    assert kinds, "no kinds found in Guarded::of"
+    return kinds
+
+
+def test_sidecar_access_webhook_covers_every_guarded_write():
+    objects = render({"webhook": {"validating": {"failurePolicy": "Ignore"}, "timeoutSeconds": 7}})
+    config = one(objects, "ValidatingWebhookConfiguration")
+    (webhook,) = [w for w in config["webhooks"] if w["name"] == "sidecars.stowaway.dev"]
+    assert webhook["clientConfig"]["service"]["path"] == "/sidecar-access"
+    source = (OPERATOR_SRC / "webhook.rs").read_text()
+    assert '"/sidecar-access"' in source, "the server does not serve /sidecar-access"
+    assert webhook["failurePolicy"] == "Ignore"
+    assert webhook["timeoutSeconds"] == 7
+    crds = crd_kinds()
+    covered = set()
+    for rule in webhook["rules"]:
+        assert rule["operations"] == ["CREATE", "UPDATE"]
+        assert rule["scope"] == "Namespaced"
+        covered |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
+    expected = set()
+    for kind in guarded_kinds():
+        group, plural = crds[kind]
+        expected |= {(group, plural), (group, f"{plural}/status")}
+    assert covered == expected
+    assert {k for k in guarded_kinds()} == {"BackupSession", "RestoreSession", "Snapshot"}

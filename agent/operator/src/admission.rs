@@ -13,7 +13,8 @@
 //!   [`validate_repository`], [`validate_addon`], each returning every problem as a
 //!   [`FieldError`] named by its field path (`spec.backends[1].name`);
 //! - [`review`] turns an `AdmissionRequest` into an `AdmissionResponse` (a JSON patch when
-//!   mutating, a denial listing the field errors when validating).
+//!   mutating, a denial listing the field errors when validating);
+//! - [`sidecar`]: a sidecar writes only its own target's sessions and snapshots.
 
 mod addon;
 mod backup;
@@ -22,6 +23,7 @@ mod defaults;
 mod hook;
 mod restore;
 mod review;
+pub mod sidecar;
 mod storage;
 mod usage;
 

@@ -15,6 +15,7 @@ mod hooks;
 pub mod repository;
 pub mod restore_session;
 mod run;
+mod sidecar_rbac;
 pub mod snapshot;
 
 pub use context::{Clock, Context};

@@ -34,6 +34,7 @@ pub mod repository_access;
 pub mod restore_session;
 pub mod retention;
 pub mod schedule;
+pub mod sidecar_rbac;
 pub mod snapshot;
 pub mod snapshot_mirror;
 pub mod storage_access;

@@ -1,6 +1,7 @@
 //! The admission webhook server: `POST /mutate` and `POST /validate` over HTTPS answer
 //! AdmissionReviews for Stowaway's kinds with the rules of [`crate::admission`]; `POST
-//! /inject` injects the sidecar into new pods ([`crate::injection`]).
+//! /inject` injects the sidecar into new pods ([`crate::injection`]); `POST /sidecar-access`
+//! keeps each sidecar to its own target's sessions ([`crate::admission::sidecar`]).
 //!
 //! Every replica serves it (not only the leader). The certificate and key are PEM files, such
 //! as a Secret mounted by the chart. For each review the server reads what the rules need from
@@ -26,6 +27,8 @@ use crate::addon_registry::BuiltinAddon;
 use crate::admission::{Catalog, review};
 use crate::http;
 use crate::injection::SidecarSettings;
+
+pub mod sidecar_access;
 
 /// Errors setting up the webhook's TLS.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,7 @@ async fn connection(
         ("POST", "/mutate") => answer(&request.body, true, &client, builtin_addons).await,
         ("POST", "/validate") => answer(&request.body, false, &client, builtin_addons).await,
         ("POST", "/inject") => inject(&request.body, &client, sidecar).await,
+        ("POST", "/sidecar-access") => sidecar_access::answer(&request.body, &client).await,
         _ => {
             return http::respond(&mut stream, "404 Not Found", "text/plain", b"not found\n").await;
         }

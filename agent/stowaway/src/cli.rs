@@ -11,6 +11,7 @@ mod execute;
 mod forget;
 mod grants;
 mod init;
+mod inject;
 mod key;
 mod ls;
 mod operator;
@@ -126,6 +127,8 @@ enum Command {
     Execute(execute::Command),
     /// Ask the sidecar in this pod for a backup, its status, the snapshots or a restore.
     Trigger(trigger::Args),
+    /// Give a running workload the Stowaway sidecar (or take it away) by rolling its pods.
+    Inject(inject::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
@@ -188,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Operator(args) => operator::run(g, args).await,
         Command::Execute(cmd) => execute::run(g, cmd).await,
         Command::Trigger(args) => trigger::run(g, args).await,
+        Command::Inject(args) => inject::run(g, args).await,
     }
 }
 

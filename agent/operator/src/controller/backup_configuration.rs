@@ -13,7 +13,7 @@ use stowaway_api::{
     RetentionPolicy,
 };
 
-use super::{Context, Error, apply, target_exists};
+use super::{Context, Error, apply, sidecar_rbac, target_exists};
 use crate::admission::{Catalog, check_addon_reference};
 use crate::backup_configuration::{BackendObserved, Lookup, Observed, Plan, decide};
 use crate::invoker::{Invoker, SessionView};
@@ -24,6 +24,9 @@ pub async fn reconcile(
     config: Arc<BackupConfiguration>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    if sidecar_rbac::finish_deletion(Invoker::Configuration(&config), &ctx).await? {
+        return Ok(Action::await_change());
+    }
     let (plan, _, action) = plan(Invoker::Configuration(&config), &ctx).await?;
     let api: Api<BackupConfiguration> = Api::namespaced(
         ctx.client.clone(),
@@ -43,6 +46,9 @@ pub async fn reconcile(
 /// Reconciles one BackupBatch: the same decisions as a configuration's, over every member.
 pub async fn reconcile_batch(batch: Arc<BackupBatch>, ctx: Arc<Context>) -> Result<Action, Error> {
     let invoker = Invoker::Batch(&batch);
+    if sidecar_rbac::finish_deletion(invoker, &ctx).await? {
+        return Ok(Action::await_change());
+    }
     let (plan, targets_found, action) = plan(invoker, &ctx).await?;
     let status = BackupBatchStatus {
         common: plan.status,
@@ -117,6 +123,8 @@ async fn plan(
             found_repositories.push(r);
         }
     }
+    // The sidecars' Roles (their failure is logged and retried, not fatal).
+    let rbac_wait = sidecar_rbac::reconcile(invoker, ctx, &found_repositories).await;
     let sessions_api: Api<BackupSession> = Api::namespaced(client.clone(), &namespace);
     let mut sessions: Vec<BackupSession> = sessions_api
         .list(&ListParams::default().labels(&format!("{}={}", names::INVOKER_NAME_LABEL, name)))
@@ -154,7 +162,13 @@ async fn plan(
     for session in &plan.delete_sessions {
         apply::delete(&sessions_api, session).await?;
     }
-    let action = match plan.requeue_after.into_iter().chain(addon_wait).min() {
+    let action = match plan
+        .requeue_after
+        .into_iter()
+        .chain(addon_wait)
+        .chain(rbac_wait)
+        .min()
+    {
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     };

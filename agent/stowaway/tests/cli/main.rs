@@ -10,6 +10,7 @@ mod databases;
 mod execute;
 mod forget;
 mod init_options;
+mod inject;
 mod keys;
 mod maintenance;
 mod storage;
