@@ -1,13 +1,17 @@
-//! Stowaway's sidecar agent, which lives beside a workload in its pod.
+//! Stowaway's sidecar agent, which lives beside a workload in its pod, and the standalone
+//! sidecar, which does the same without Kubernetes.
 //!
 //! For now this crate holds the sidecar's on-demand API (the session claiming and the
-//! executor join it later):
+//! executor join it later) and the standalone sidecar:
 //!
 //! - [`api`]: the HTTP/1.1 server on `127.0.0.1:PORT` and on a Unix socket in a volume the
 //!   pod's containers share: `POST /v1/backups`, `GET /v1/backups/NAME`, `GET /v1/snapshots`,
-//!   `POST /v1/restores` (docs/sidecar.md);
+//!   `POST /v1/restores`, `GET /v1/restores/NAME` (docs/sidecar.md);
 //! - [`store`]: what the handlers do, behind the [`store::SessionStore`] trait: the cluster
-//!   ([`store::KubeStore`]) or memory ([`store::MemoryStore`], for tests);
+//!   ([`store::KubeStore`]), local runs ([`store::LocalStore`], the standalone sidecar) or
+//!   memory ([`store::MemoryStore`], for tests);
+//! - [`standalone`]: `stowaway sidecar --config FILE`: configuration, schedule, backups,
+//!   retention and restores against a repository (docs/sidecar.md);
 //! - [`token`]: the optional bearer token;
 //! - [`wire`]: the JSON of requests and answers, shared with the client;
 //! - [`client`]: the client `stowaway trigger` uses;
@@ -16,6 +20,10 @@
 pub mod api;
 pub mod client;
 pub mod names;
+pub mod standalone;
 pub mod store;
 pub mod token;
 pub mod wire;
+
+#[cfg(test)]
+mod testing;

@@ -13,6 +13,7 @@ mod init_options;
 mod keys;
 mod maintenance;
 mod storage;
+mod sidecar;
 mod trigger;
 mod util;
 
