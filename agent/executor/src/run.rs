@@ -214,7 +214,10 @@ pub async fn commit(
 }
 
 /// The components of `snapshot` named in `wanted` (all of them when `wanted` is empty).
-pub fn components(snapshot: &Snapshot, wanted: &[String]) -> Result<Vec<ComponentRecord>, RunError> {
+pub fn components(
+    snapshot: &Snapshot,
+    wanted: &[String],
+) -> Result<Vec<ComponentRecord>, RunError> {
     if wanted.is_empty() {
         return Ok(snapshot.components.clone());
     }
@@ -280,7 +283,11 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").expect("file");
         let err = volume_grants(&[file]).expect_err("a file");
-        assert!(err.to_string().ends_with("not a directory (the volume addon backs up directories)"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("not a directory (the volume addon backs up directories)"),
+            "{err}"
+        );
         let err = volume_grants(&[dir.path().join("missing")]).expect_err("missing");
         assert!(matches!(err, RunError::Directory { .. }), "{err}");
         assert_eq!(volume_name(".."), "root");

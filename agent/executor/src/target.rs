@@ -283,7 +283,10 @@ fn credentials(
 
 /// The endpoint an addon that declares network access may reach: its `host` and `port`
 /// parameters (or their defaults).
-pub fn endpoint(info: &AddonInfo, params: &TaskParams) -> std::result::Result<Vec<Endpoint>, String> {
+pub fn endpoint(
+    info: &AddonInfo,
+    params: &TaskParams,
+) -> std::result::Result<Vec<Endpoint>, String> {
     if !info
         .capabilities
         .iter()

@@ -213,7 +213,8 @@ impl Client {
                 message: format!("RestoreSession {name:?} not found"),
             });
         }
-        self.call("GET", &format!("/v1/restores/{name}"), None).await
+        self.call("GET", &format!("/v1/restores/{name}"), None)
+            .await
     }
 
     async fn call<T: DeserializeOwned>(

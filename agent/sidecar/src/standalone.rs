@@ -141,8 +141,8 @@ impl Standalone {
             addon: params.clone(),
             auth_secret: None,
         };
-        let connect = stowaway_executor::target::endpoint(&info, &task_params)
-            .map_err(StartError::Target)?;
+        let connect =
+            stowaway_executor::target::endpoint(&info, &task_params).map_err(StartError::Target)?;
         if let Some(path) = &config.target.password_file {
             if !info
                 .capabilities
@@ -154,9 +154,8 @@ impl Standalone {
                     info.name
                 )));
             }
-            std::fs::metadata(path).map_err(|e| {
-                StartError::Target(format!("passwordFile {}: {e}", path.display()))
-            })?;
+            std::fs::metadata(path)
+                .map_err(|e| StartError::Target(format!("passwordFile {}: {e}", path.display())))?;
         }
         let mut volumes = Vec::new();
         for volume in &config.target.volumes {
@@ -206,13 +205,15 @@ impl Standalone {
         };
         let last = match &config.schedule {
             Some(_) => {
-                let snapshots = work.repo.snapshots().await.map_err(|source| {
-                    StartError::Repository {
-                        location: work.location.clone(),
-                        source,
-                        hint: "",
-                    }
-                })?;
+                let snapshots =
+                    work.repo
+                        .snapshots()
+                        .await
+                        .map_err(|source| StartError::Repository {
+                            location: work.location.clone(),
+                            source,
+                            hint: "",
+                        })?;
                 last_scheduled(
                     snapshots
                         .iter()
@@ -286,7 +287,8 @@ impl Standalone {
             async move { store.work().await }
         });
         let api = tokio::spawn(server.serve_until(stopped(api_stopped)));
-        let schedule = scheduler.map(|s| tokio::spawn(s.run(store.clone(), stopped(schedule_stopped))));
+        let schedule =
+            scheduler.map(|s| tokio::spawn(s.run(store.clone(), stopped(schedule_stopped))));
         shutdown.await;
         tracing::info!("stopping");
         let _ = stop_schedule.send(true);

@@ -876,7 +876,14 @@ async fn the_kube_store_creates_restores_of_the_targets_snapshots() {
     assert_eq!(addon.tasks[0].name, "logical-backup-restore");
 
     // Its status, as the operator and the executor write it.
-    let a = call(server.both()[0], "GET", &format!("/v1/restores/{name}"), None, "").await;
+    let a = call(
+        server.both()[0],
+        "GET",
+        &format!("/v1/restores/{name}"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(
         (a.body["phase"].as_str(), a.body["snapshot"].as_str()),
@@ -891,13 +898,27 @@ async fn the_kube_store_creates_restores_of_the_targets_snapshots() {
         .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
         .await
         .unwrap();
-    let a = call(server.both()[1], "GET", &format!("/v1/restores/{name}"), None, "").await;
+    let a = call(
+        server.both()[1],
+        "GET",
+        &format!("/v1/restores/{name}"),
+        None,
+        "",
+    )
+    .await;
     assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.body["phase"], "Failed");
     assert_eq!(a.body["duration"], "3s");
     assert_eq!(a.body["error"], "dump: psql exited with 3");
     // Another configuration's restore is not this sidecar's.
-    let a = call(server.both()[1], "GET", "/v1/restores/other-restore-1-abc", None, "").await;
+    let a = call(
+        server.both()[1],
+        "GET",
+        "/v1/restores/other-restore-1-abc",
+        None,
+        "",
+    )
+    .await;
     assert_eq!((a.status, a.code()), (404, "restore_not_found"), "{a:?}");
 
     for (body, status, code) in [

@@ -245,7 +245,10 @@ async fn a_schedule_on_demand_backups_retention_and_restores() {
     let snapshots = by_tcp.snapshots().await.unwrap();
     assert_eq!(snapshots.len(), 3);
     assert_eq!(snapshots[0].name, tagged_snapshot, "newest first");
-    assert_eq!(snapshots[0].backup_session.as_deref(), Some(created.name.as_str()));
+    assert_eq!(
+        snapshots[0].backup_session.as_deref(),
+        Some(created.name.as_str())
+    );
     assert_eq!(snapshots[0].components, ["data"]);
     assert_eq!(snapshots[2].name, first_snapshot);
     assert_eq!(snapshots[2].backup_session.as_deref(), Some(scheduled));
@@ -298,9 +301,11 @@ async fn a_schedule_on_demand_backups_retention_and_restores() {
         }
     }
     assert!(
-        !std::fs::read_dir(&env.data)
+        !std::fs::read_dir(&env.data).unwrap().any(|e| e
             .unwrap()
-            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".stowaway-")),
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".stowaway-")),
         "no staging directory is left"
     );
 
@@ -406,7 +411,10 @@ async fn a_start_fails_early_and_says_why() {
         .to_string();
     assert_eq!(
         e,
-        format!("target: volume data: {} is not a directory", env.data.display())
+        format!(
+            "target: volume data: {} is not a directory",
+            env.data.display()
+        )
     );
 }
 

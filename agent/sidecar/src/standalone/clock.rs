@@ -65,7 +65,9 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         self.now.send_modify(|now| {
             *now = now
-                .checked_add(jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX))
+                .checked_add(
+                    jiff::SignedDuration::try_from(by).unwrap_or(jiff::SignedDuration::MAX),
+                )
                 .unwrap_or(Timestamp::MAX);
         });
     }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use stowaway_operator::schedule::Schedule;
 use stowaway_repository::{CalendarDuration, Count, RetentionPolicy};
 use zeroize::Zeroizing;
@@ -150,9 +150,7 @@ impl Config {
                 if self.addon.params.contains(reserved) {
                     return Err((
                         "addon",
-                        format!(
-                            "addon.params.{reserved}: give the server as target.{reserved}"
-                        ),
+                        format!("addon.params.{reserved}: give the server as target.{reserved}"),
                     ));
                 }
             }
@@ -398,9 +396,11 @@ impl TryFrom<RawStorage> for StorageConfig {
             (_, Some(var), _) => PasswordSource::Env(var),
             (_, _, Some(p)) => PasswordSource::Insecure(Zeroizing::new(p)),
             (None, None, None) => {
-                return Err("no repository password: give passwordFile (a mounted secret) or \
+                return Err(
+                    "no repository password: give passwordFile (a mounted secret) or \
                      passwordEnv (a variable's name); passwordInsecure keeps it in this file"
-                    .into());
+                        .into(),
+                );
             }
         };
         Ok(StorageConfig {
@@ -705,13 +705,15 @@ struct RawRetention {
 
 fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Count, D::Error> {
     text(d, "a count (N, unlimited or -1)", |s| {
-        s.parse().map_err(|e: stowaway_repository::RetentionError| e.to_string())
+        s.parse()
+            .map_err(|e: stowaway_repository::RetentionError| e.to_string())
     })
 }
 
 fn within<'de, D: Deserializer<'de>>(d: D) -> Result<CalendarDuration, D::Error> {
     text(d, "a duration such as 1y2m3d4h", |s| {
-        s.parse().map_err(|e: stowaway_repository::RetentionError| e.to_string())
+        s.parse()
+            .map_err(|e: stowaway_repository::RetentionError| e.to_string())
     })
 }
 
@@ -721,8 +723,9 @@ impl TryFrom<RawRetention> for RetentionConfig {
     fn try_from(raw: RawRetention) -> Result<Self, String> {
         let time_zone = match raw.time_zone.as_deref() {
             None => TimeZone::UTC,
-            Some(name) => TimeZone::get(name)
-                .map_err(|_| format!("timeZone: unknown time zone {name:?}"))?,
+            Some(name) => {
+                TimeZone::get(name).map_err(|_| format!("timeZone: unknown time zone {name:?}"))?
+            }
         };
         let policy = RetentionPolicy {
             keep_last: raw.keep_last,
@@ -752,9 +755,11 @@ impl TryFrom<RawRetention> for RetentionConfig {
             max_age: None,
         };
         if !policy.has_keep_rules() {
-            return Err("no keep rule: give keepLast, keepDaily, keepWithin, … (a policy \
+            return Err(
+                "no keep rule: give keepLast, keepDaily, keepWithin, … (a policy \
                         without rules would keep everything; leave retention out for that)"
-                .into());
+                    .into(),
+            );
         }
         Ok(RetentionConfig {
             policy,

@@ -79,12 +79,17 @@ impl Scheduler {
                     "instants were missed (the sidecar was down or asleep): running once for the latest"
                 );
             }
-            match store.submit_backup(Trigger::Schedule { scheduled_for }, &BackupRequest::default()) {
+            match store.submit_backup(
+                Trigger::Schedule { scheduled_for },
+                &BackupRequest::default(),
+            ) {
                 Ok(run) => tracing::info!(%run, %scheduled_for, "scheduled backup"),
                 Err(StoreError::Busy(reason)) => {
                     tracing::warn!(%scheduled_for, %reason, "scheduled backup skipped");
                 }
-                Err(e) => tracing::error!(%scheduled_for, error = %e, "scheduled backup not started"),
+                Err(e) => {
+                    tracing::error!(%scheduled_for, error = %e, "scheduled backup not started")
+                }
             }
         }
         if let Some(handled) = decision.persist() {
@@ -209,7 +214,10 @@ mod tests {
         assert_eq!(scheduler.tick(&s.store), Some(ts("2026-01-02T00:10:00Z")));
         s.clock.set(ts("2026-01-02T00:10:01Z"));
         scheduler.tick(&s.store);
-        eventually("two runs", || scheduled(&s.work).len() == 2 && !s.store.busy()).await;
+        eventually("two runs", || {
+            scheduled(&s.work).len() == 2 && !s.store.busy()
+        })
+        .await;
         assert_eq!(
             scheduled(&s.work),
             [ts("2026-01-02T00:05:00Z"), ts("2026-01-02T00:10:00Z")]

@@ -24,9 +24,7 @@ use stowaway_executor::staging::Staging;
 use stowaway_repository::{
     Clock as RetentionClock, ComponentKind, PruneOptions, Repository, Snapshot, SnapshotId, Target,
 };
-use stowaway_runtime::{
-    Addon, CancelToken, Endpoint, ExecGrant, JobLimits, JobSpec, VolumeGrant,
-};
+use stowaway_runtime::{Addon, CancelToken, Endpoint, ExecGrant, JobLimits, JobSpec, VolumeGrant};
 use zeroize::Zeroizing;
 
 use super::clock::Clock;
@@ -86,16 +84,24 @@ impl std::fmt::Debug for WorkSetup {
 /// The [`Work`] of a standalone sidecar. The repository's futures are run on a blocking
 /// thread of the runtime (`Handle::block_on`): some of them cannot be shown to be `Send`, as
 /// the store's trait requires.
+///
+/// Listings wait for each other ([`LISTINGS`] at once), so that API requests never hold
+/// more blocking threads than that (the repository's own file I/O needs some too).
 #[derive(Clone, Debug)]
 pub struct RepositoryWork {
     setup: Arc<WorkSetup>,
+    listings: Arc<tokio::sync::Semaphore>,
 }
+
+/// Snapshot listings run at once.
+pub const LISTINGS: usize = 1;
 
 impl RepositoryWork {
     /// The work of `setup`.
     pub fn new(setup: WorkSetup) -> RepositoryWork {
         RepositoryWork {
             setup: Arc::new(setup),
+            listings: Arc::new(tokio::sync::Semaphore::new(LISTINGS)),
         }
     }
 
@@ -105,7 +111,10 @@ impl RepositoryWork {
     }
 
     /// Runs `f` on a blocking thread of the current runtime.
-    async fn off_thread<T, F>(&self, f: impl FnOnce(Arc<WorkSetup>) -> F + Send + 'static) -> Result<T, String>
+    async fn off_thread<T, F>(
+        &self,
+        f: impl FnOnce(Arc<WorkSetup>) -> F + Send + 'static,
+    ) -> Result<T, String>
     where
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, String>>,
@@ -139,7 +148,10 @@ impl WorkSetup {
         let mut secrets = BTreeMap::new();
         if let Some(path) = &self.password_file {
             let mut value = Zeroizing::new(std::fs::read(path).map_err(|e| {
-                format!("cannot read the target's password file {}: {e}", path.display())
+                format!(
+                    "cannot read the target's password file {}: {e}",
+                    path.display()
+                )
             })?);
             while value.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 value.pop();
@@ -149,7 +161,12 @@ impl WorkSetup {
         Ok(secrets)
     }
 
-    fn spec(&self, id: &str, volumes: Vec<VolumeGrant>, cancel: CancelToken) -> Result<JobSpec, String> {
+    fn spec(
+        &self,
+        id: &str,
+        volumes: Vec<VolumeGrant>,
+        cancel: CancelToken,
+    ) -> Result<JobSpec, String> {
         Ok(JobSpec {
             parameters: self.params.clone(),
             secrets: self.secrets()?,
@@ -162,10 +179,9 @@ impl WorkSetup {
                 ..JobLimits::default()
             },
             cancel,
-            progress: Some(Arc::new(stowaway_executor::progress::LogProgress::new(format!(
-                "{id} ({})",
-                self.location
-            )))),
+            progress: Some(Arc::new(stowaway_executor::progress::LogProgress::new(
+                format!("{id} ({})", self.location),
+            ))),
             ..JobSpec::new(id)
         })
     }
@@ -366,7 +382,10 @@ impl WorkSetup {
         };
         let warnings = run::warnings(&attributes);
         if warnings > 0 {
-            tracing::warn!(warnings, "some entries could not be restored as they were (see the log above)");
+            tracing::warn!(
+                warnings,
+                "some entries could not be restored as they were (see the log above)"
+            );
         }
         let mut stagings = stagings.into_iter();
         while let Some(staging) = stagings.next() {
@@ -429,7 +448,9 @@ impl WorkSetup {
             .lock(false, "restore")
             .await
             .map_err(|e| self.repo_error(e))?;
-        let result = self.restore_locked(name, snapshot, components, cancel).await;
+        let result = self
+            .restore_locked(name, snapshot, components, cancel)
+            .await;
         if let Err(e) = lock.release().await {
             tracing::warn!(error = %e, "could not release the repository lock");
         }
@@ -478,6 +499,11 @@ impl Work for RepositoryWork {
     }
 
     async fn snapshots(&self) -> Result<Vec<SnapshotInfo>, StoreError> {
+        let _permit = self
+            .listings
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Failed("the sidecar is stopping".into()))?;
         self.off_thread(|setup| async move {
             let mut snapshots: Vec<SnapshotInfo> = setup
                 .own_snapshots()

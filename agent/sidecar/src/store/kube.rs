@@ -312,7 +312,9 @@ impl SessionStore for KubeStore {
             .await
             .map_err(cluster)?
             .filter(|r| {
-                r.annotations().get(names::TRIGGER_ANNOTATION).map(String::as_str)
+                r.annotations()
+                    .get(names::TRIGGER_ANNOTATION)
+                    .map(String::as_str)
                     == Some(names::ON_DEMAND)
             })
             .ok_or_else(not_found)?;

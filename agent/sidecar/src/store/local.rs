@@ -247,7 +247,11 @@ impl LocalStore {
         if let Some(session) = &request.session
             && session != name
         {
-            return Err(unknown_session(name, Some(session.as_str()), &[name.as_str()]));
+            return Err(unknown_session(
+                name,
+                Some(session.as_str()),
+                &[name.as_str()],
+            ));
         }
         if !request.components.is_empty() {
             match self.inner.work.components() {

@@ -12,8 +12,8 @@ mod forget;
 mod init_options;
 mod keys;
 mod maintenance;
-mod storage;
 mod sidecar;
+mod storage;
 mod trigger;
 mod util;
 

@@ -135,7 +135,10 @@ fn sigterm_during_a_backup_commits_nothing() {
         "{stderr}"
     );
     assert!(!socket.exists());
-    assert!(env.snapshot_ids().is_empty(), "a stopped backup became a snapshot");
+    assert!(
+        env.snapshot_ids().is_empty(),
+        "a stopped backup became a snapshot"
+    );
     env.ok(&["check"]);
 }
 

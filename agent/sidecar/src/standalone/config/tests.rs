@@ -73,7 +73,10 @@ fn a_complete_file_is_read() {
         ]
     );
     assert_eq!(config.addon.memory_limit_mib, 128);
-    assert_eq!(config.addon.timeout, Some(Timeout(Duration::from_secs(7200))));
+    assert_eq!(
+        config.addon.timeout,
+        Some(Timeout(Duration::from_secs(7200)))
+    );
     assert_eq!(
         config.target.volumes,
         [
@@ -157,21 +160,35 @@ fn an_unknown_field_is_named_with_its_path_and_line() {
         "{e}"
     );
     assert!(e.ends_with("at line 8 column 3"), "{e}");
-    let e = error(&good_with("  allowRestore: true\n", "  allowRestores: true\n"));
+    let e = error(&good_with(
+        "  allowRestore: true\n",
+        "  allowRestores: true\n",
+    ));
     assert!(e.starts_with("api: unknown field `allowRestores`"), "{e}");
     assert!(e.contains("at line 35 column 3"), "{e}");
     let e = error(&good_with("hostname: app-host\n", "host: app-host\n"));
     assert!(e.starts_with("unknown field `host`"), "{e}");
     assert!(e.contains("at line 3 column 1"), "{e}");
-    let e = error(&good_with("      path: /srv/www/uploads\n", "      dir: /srv/www/uploads\n"));
-    assert!(e.starts_with("target.volumes[1]: unknown field `dir`, expected `name` or `path`"), "{e}");
+    let e = error(&good_with(
+        "      path: /srv/www/uploads\n",
+        "      dir: /srv/www/uploads\n",
+    ));
+    assert!(
+        e.starts_with("target.volumes[1]: unknown field `dir`, expected `name` or `path`"),
+        "{e}"
+    );
 }
 
 #[test]
 fn a_missing_or_doubled_password_source_is_refused() {
-    let e = error(&good_with("  passwordFile: /run/secrets/repo-password\n", ""));
+    let e = error(&good_with(
+        "  passwordFile: /run/secrets/repo-password\n",
+        "",
+    ));
     assert!(
-        e.starts_with("storage: no repository password: give passwordFile (a mounted secret) or passwordEnv"),
+        e.starts_with(
+            "storage: no repository password: give passwordFile (a mounted secret) or passwordEnv"
+        ),
         "{e}"
     );
     assert!(e.contains("at line 6 column 3"), "{e}");
@@ -180,7 +197,9 @@ fn a_missing_or_doubled_password_source_is_refused() {
         "  passwordFile: /run/secrets/repo-password\n  passwordEnv: PW\n",
     ));
     assert!(
-        e.starts_with("storage: give one password source: passwordFile, passwordEnv or passwordInsecure"),
+        e.starts_with(
+            "storage: give one password source: passwordFile, passwordEnv or passwordInsecure"
+        ),
         "{e}"
     );
 }
@@ -204,30 +223,76 @@ fn a_bad_cron_or_time_zone_is_refused() {
 fn values_are_checked_where_they_are() {
     for (from, to, starts, line) in [
         ("name: app", "name: App", "name: \"App\" is not a name", 2),
-        ("name: volume", "name: restic", "addon.name: no built-in addon \"restic\" (built in: volume, postgres, mysql)", 10),
-        ("timeout: 2h", "timeout: soon", "addon.timeout: \"soon\" is not a duration", 15),
-        ("    - /srv/data", "    - srv/data", "target.volumes[0]: \"srv/data\": give an absolute path", 18),
-        ("keepDaily: 7", "keepDaily: many", "retention.keepDaily: invalid count \"many\"", 26),
-        ("keepWithin: 1y2m", "keepWithin: 2 weeks", "retention.keepWithin: invalid duration \"2 weeks\"", 28),
-        ("tags: [compose, nightly]", "tags: [\"a,b\"]", "tags[0]: \"a,b\" is not a tag", 4),
-        ("  port: 8089\n", "  port: 8089\n  address: 10.0.0.1\n", "api.address: 10.0.0.1 is not a loopback address", 34),
-        ("    overwrite: true", "    overwrite: {a: 1}", "addon.params: parameter overwrite: must be text, a number, true/false or a list of those", 12),
+        (
+            "name: volume",
+            "name: restic",
+            "addon.name: no built-in addon \"restic\" (built in: volume, postgres, mysql)",
+            10,
+        ),
+        (
+            "timeout: 2h",
+            "timeout: soon",
+            "addon.timeout: \"soon\" is not a duration",
+            15,
+        ),
+        (
+            "    - /srv/data",
+            "    - srv/data",
+            "target.volumes[0]: \"srv/data\": give an absolute path",
+            18,
+        ),
+        (
+            "keepDaily: 7",
+            "keepDaily: many",
+            "retention.keepDaily: invalid count \"many\"",
+            26,
+        ),
+        (
+            "keepWithin: 1y2m",
+            "keepWithin: 2 weeks",
+            "retention.keepWithin: invalid duration \"2 weeks\"",
+            28,
+        ),
+        (
+            "tags: [compose, nightly]",
+            "tags: [\"a,b\"]",
+            "tags[0]: \"a,b\" is not a tag",
+            4,
+        ),
+        (
+            "  port: 8089\n",
+            "  port: 8089\n  address: 10.0.0.1\n",
+            "api.address: 10.0.0.1 is not a loopback address",
+            34,
+        ),
+        (
+            "    overwrite: true",
+            "    overwrite: {a: 1}",
+            "addon.params: parameter overwrite: must be text, a number, true/false or a list of those",
+            12,
+        ),
     ] {
         let e = error(&good_with(from, to));
         assert!(e.starts_with(starts), "{to}: {e}");
         assert!(e.contains(&format!("at line {line} ")), "{to}: {e}");
     }
     // Two volumes that would get the same name.
-    let e = error(&good_with("    - /srv/data\n", "    - /srv/data\n    - /mnt/data\n"));
+    let e = error(&good_with(
+        "    - /srv/data\n",
+        "    - /srv/data\n    - /mnt/data\n",
+    ));
     assert!(
         e.starts_with("target.volumes: [1]: the name \"data\" is taken by volumes[0]"),
         "{e}"
     );
     // A policy without rules.
-    let text = GOOD.split("retention:").next().expect("head").to_owned()
-        + "retention:\n  prune: true\n";
+    let text =
+        GOOD.split("retention:").next().expect("head").to_owned() + "retention:\n  prune: true\n";
     let e = error(&text);
-    assert!(e.starts_with("retention: no keep rule: give keepLast"), "{e}");
+    assert!(
+        e.starts_with("retention: no keep rule: give keepLast"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -239,8 +304,10 @@ fn the_addon_and_its_target_must_fit() {
         "target: host, port and passwordFile are for database addons; the volume addon takes \
          volumes (section at line 16)"
     );
-    let postgres_with_volumes = good_with("name: volume", "name: postgres")
-        .replace("    exclude: [\"*.tmp\", \"cache/**\"]\n    overwrite: true\n", "    user: app\n");
+    let postgres_with_volumes = good_with("name: volume", "name: postgres").replace(
+        "    exclude: [\"*.tmp\", \"cache/**\"]\n    overwrite: true\n",
+        "    user: app\n",
+    );
     let e = error(&postgres_with_volumes);
     assert!(
         e.starts_with("target.volumes: the postgres addon reaches a server: give target.host"),
@@ -252,7 +319,8 @@ fn the_addon_and_its_target_must_fit() {
         error(no_host),
         "addon.params.port: give the server as target.port (section at line 3)"
     );
-    let nothing = "name: db\nstorage: {url: /r, passwordEnv: PW}\naddon: {name: mysql}\ntarget: {}\n";
+    let nothing =
+        "name: db\nstorage: {url: /r, passwordEnv: PW}\naddon: {name: mysql}\ntarget: {}\n";
     assert_eq!(
         error(nothing),
         "target.host: the mysql addon needs the server's host name (section at line 4)"

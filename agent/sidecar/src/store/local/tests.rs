@@ -70,7 +70,10 @@ async fn runs_never_overlap_and_one_backup_waits_at_most() {
         },
         &BackupRequest::default(),
     ));
-    assert!(message.starts_with(&format!("backup {second} already waits")), "{message}");
+    assert!(
+        message.starts_with(&format!("backup {second} already waits")),
+        "{message}"
+    );
 
     work.release();
     eventually("the second run", || work.jobs().len() == 2).await;
@@ -120,9 +123,30 @@ async fn requests_are_checked_against_the_sidecar() {
         "components: \"logs\" is not a volume of this sidecar (it has: data, uploads)"
     );
     let e = store.backup("app-nope").await.expect_err("unknown run");
-    assert!(matches!(e, StoreError::NotFound { kind: "BackupSession", .. }), "{e}");
-    let e = store.restore("app-nope").await.expect_err("unknown restore");
-    assert!(matches!(e, StoreError::NotFound { kind: "RestoreSession", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            StoreError::NotFound {
+                kind: "BackupSession",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = store
+        .restore("app-nope")
+        .await
+        .expect_err("unknown restore");
+    assert!(
+        matches!(
+            e,
+            StoreError::NotFound {
+                kind: "RestoreSession",
+                ..
+            }
+        ),
+        "{e}"
+    );
     // A backup's name is not a restore's, and the other way round.
     let name = store
         .create_backup(&BackupRequest {
@@ -142,7 +166,11 @@ async fn requests_are_checked_against_the_sidecar() {
 #[tokio::test]
 async fn restores_resolve_their_snapshot_and_report_their_phase() {
     let work = Arc::new(FakeWork::new(true));
-    work.add_snapshot(&"ab".repeat(32), "2026-01-01T00:00:00Z", &["data", "uploads"]);
+    work.add_snapshot(
+        &"ab".repeat(32),
+        "2026-01-01T00:00:00Z",
+        &["data", "uploads"],
+    );
     work.add_snapshot(&"cd".repeat(32), "2026-01-02T00:00:00Z", &["data"]);
     let newest = format!("cdcdcdcd{}", "ef".repeat(28));
     work.add_snapshot(&newest, "2026-01-03T00:00:00Z", &["data"]);
@@ -186,7 +214,10 @@ async fn restores_resolve_their_snapshot_and_report_their_phase() {
             })
             .await,
     );
-    assert!(message.starts_with(&format!("restore {by_prefix} already waits")), "{message}");
+    assert!(
+        message.starts_with(&format!("restore {by_prefix} already waits")),
+        "{message}"
+    );
     let e = store
         .create_restore(&RestoreRequest {
             snapshot: "cd".into(),
@@ -194,7 +225,16 @@ async fn restores_resolve_their_snapshot_and_report_their_phase() {
         })
         .await
         .expect_err("short prefix");
-    assert!(matches!(e, StoreError::NotFound { kind: "Snapshot", .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            StoreError::NotFound {
+                kind: "Snapshot",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = store
         .create_restore(&RestoreRequest {
             snapshot: "cdcdcdcd".into(),
@@ -284,7 +324,10 @@ async fn old_finished_runs_are_forgotten() {
         );
         eventually("the run", || !store.busy()).await;
     }
-    assert!(store.backup(&names[0]).await.is_err(), "the oldest is forgotten");
+    assert!(
+        store.backup(&names[0]).await.is_err(),
+        "the oldest is forgotten"
+    );
     assert!(store.backup(&names[1]).await.is_ok());
     assert!(store.backup(&names[2]).await.is_ok());
     store.stop();
