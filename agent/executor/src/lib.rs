@@ -13,6 +13,7 @@
 //! | task parameters as the addon's `NAME=VALUE` pairs | [`params`] |
 //! | Repository → BackupStorage → Secrets → the opened repository | [`repository`] |
 //! | restoring beside the data, then moving it into place | [`staging`] |
+//! | one addon run on an opened repository, without Kubernetes | [`run`] |
 //! | status writes and the reports returned | [`report`] |
 //! | failing work an interrupted executor left unfinished | [`interrupted`] |
 //! | progress in the log | [`progress`] |
@@ -41,6 +42,7 @@ pub mod progress;
 pub mod report;
 pub mod repository;
 pub mod restore;
+pub mod run;
 pub mod settings;
 pub mod staging;
 pub mod target;

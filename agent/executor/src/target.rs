@@ -218,7 +218,7 @@ pub async fn network(
 }
 
 /// The programs a built-in addon declares (every addon the executor runs is built in).
-fn declared_exec(info: &AddonInfo) -> Vec<ExecGrant> {
+pub fn declared_exec(info: &AddonInfo) -> Vec<ExecGrant> {
     info.capabilities
         .iter()
         .filter_map(|c| match c {
@@ -283,7 +283,10 @@ fn credentials(
 
 /// The endpoint an addon that declares network access may reach: its `host` and `port`
 /// parameters (or their defaults).
-fn endpoint(info: &AddonInfo, params: &TaskParams) -> std::result::Result<Vec<Endpoint>, String> {
+pub fn endpoint(
+    info: &AddonInfo,
+    params: &TaskParams,
+) -> std::result::Result<Vec<Endpoint>, String> {
     if !info
         .capabilities
         .iter()

@@ -10,7 +10,8 @@ use tokio::net::{TcpStream, UnixStream};
 use zeroize::Zeroizing;
 
 use crate::wire::{
-    BackupInfo, BackupRequest, Created, ErrorBody, RestoreRequest, SnapshotInfo, SnapshotList,
+    BackupInfo, BackupRequest, Created, ErrorBody, RestoreInfo, RestoreRequest, SnapshotInfo,
+    SnapshotList,
 };
 
 /// Largest answer read.
@@ -200,6 +201,19 @@ impl Client {
     /// `POST /v1/restores`.
     pub async fn create_restore(&self, request: &RestoreRequest) -> Result<Created, ClientError> {
         self.call("POST", "/v1/restores", Some(to_json(request)?))
+            .await
+    }
+
+    /// `GET /v1/restores/NAME`.
+    pub async fn restore(&self, name: &str) -> Result<RestoreInfo, ClientError> {
+        if name.is_empty() || name.contains(['/', '?', '#', ' ', '%']) {
+            return Err(ClientError::Api {
+                status: 404,
+                code: "restore_not_found".into(),
+                message: format!("RestoreSession {name:?} not found"),
+            });
+        }
+        self.call("GET", &format!("/v1/restores/{name}"), None)
             .await
     }
 

@@ -1,16 +1,18 @@
 //! What the on-demand API's handlers do, behind one trait: [`KubeStore`] creates and reads
-//! the objects in the cluster, [`MemoryStore`] keeps them in memory (tests, and a stand-in
-//! until a cluster is there).
+//! the objects in the cluster, [`LocalStore`] runs backups and restores itself (the
+//! standalone sidecar), [`MemoryStore`] keeps them in memory (tests).
 
 mod kube;
+mod local;
 mod memory;
 mod target;
 
 pub use self::kube::KubeStore;
+pub use self::local::{BackupDone, Job, LocalStore, RunLimits, Trigger, Work};
 pub use self::memory::MemoryStore;
 pub use self::target::{CONFIGURATION_ENV, TargetStore, configuration_for};
 
-use crate::wire::{BackupInfo, BackupRequest, RestoreRequest, SnapshotInfo};
+use crate::wire::{BackupInfo, BackupRequest, RestoreInfo, RestoreRequest, SnapshotInfo};
 
 /// Why a store could not do what a request asked.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,13 @@ pub enum StoreError {
     /// The Kubernetes API refused the request (permissions, validation).
     #[error("the Kubernetes API refused: {0}")]
     Refused(String),
+    /// The request cannot be taken now (a run of the same kind already waits, the sidecar
+    /// is stopping); the message says why and what to do.
+    #[error("{0}")]
+    Busy(String),
+    /// The work behind the store failed (the repository cannot be read).
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The sessions and snapshots of the configuration a sidecar serves.
@@ -63,6 +72,9 @@ pub trait SessionStore: Send + Sync {
     /// Creates a RestoreSession of one of the target's snapshots into the target; returns its
     /// name.
     async fn create_restore(&self, request: &RestoreRequest) -> Result<String, StoreError>;
+
+    /// The restore `name` the API created ([`StoreError::NotFound`] for any other).
+    async fn restore(&self, name: &str) -> Result<RestoreInfo, StoreError>;
 }
 
 /// The message of an unknown session (`None`: the default, when there are none): the ones

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
+use stowaway_api::restore_session::RestorePhase;
 
 use crate::names::is_object_name;
 
@@ -72,14 +73,19 @@ impl RestoreRequest {
     }
 }
 
+/// Whether `name` is a component name: `[A-Za-z0-9._-]`, 1 to [`MAX_COMPONENT`] characters.
+pub fn is_component_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_COMPONENT
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Component names: `[A-Za-z0-9._-]`, at most [`MAX_COMPONENT`] characters, each once.
 fn validate_components(components: &[String]) -> Result<(), String> {
     for (i, c) in components.iter().enumerate() {
-        let ok = !c.is_empty()
-            && c.len() <= MAX_COMPONENT
-            && c.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !ok {
+        if !is_component_name(c) {
             return Err(format!(
                 "components[{i}]: {c:?} is not a component name (letters, digits, '.', '_', '-'; at most {MAX_COMPONENT})"
             ));
@@ -97,7 +103,7 @@ fn validate_components(components: &[String]) -> Result<(), String> {
 pub struct Created {
     /// Name of the BackupSession or RestoreSession.
     pub name: String,
-    /// Where its status is (`/v1/backups/NAME`; none for restores).
+    /// Where its status is (`/v1/backups/NAME`, `/v1/restores/NAME`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
 }
@@ -146,6 +152,41 @@ impl BackupInfo {
             BackupSessionPhase::Succeeded
                 | BackupSessionPhase::Failed
                 | BackupSessionPhase::Skipped
+        )
+    }
+}
+
+/// `GET /v1/restores/NAME`: one restore the API started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreInfo {
+    /// RestoreSession (or run) name.
+    pub name: String,
+    /// The snapshot it restores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Its phase (`Pending` until it starts).
+    pub phase: RestorePhase,
+    /// The components it restores (empty: all of the snapshot's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// When it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<Timestamp>,
+    /// How long it ran (once finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RestoreInfo {
+    /// Whether the restore has ended (succeeded, failed or found invalid).
+    pub fn finished(&self) -> bool {
+        matches!(
+            self.phase,
+            RestorePhase::Succeeded | RestorePhase::Failed | RestorePhase::Invalid
         )
     }
 }

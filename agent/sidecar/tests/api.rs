@@ -439,7 +439,15 @@ async fn restores_are_refused_unless_allowed() {
     assert_eq!(a.status, 202, "{a:?}");
     let name = a.body["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with("db-restore-"), "{name}");
-    assert_eq!(a.body.get("status"), None);
+    assert_eq!(a.body["status"], format!("/v1/restores/{name}"));
+    let a = call(socket, "GET", &format!("/v1/restores/{name}"), None, "").await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["phase"], "Pending");
+    assert_eq!(a.body["snapshot"], "repo-new");
+    let a = call(tcp, "GET", "/v1/restores/db-restore-1-nope", None, "").await;
+    assert_eq!((a.status, a.code()), (404, "restore_not_found"), "{a:?}");
+    let a = call(tcp, "DELETE", &format!("/v1/restores/{name}"), None, "").await;
+    assert_eq!((a.status, a.code()), (405, "method_not_allowed"), "{a:?}");
     let a = call(
         socket,
         "POST",
@@ -866,6 +874,52 @@ async fn the_kube_store_creates_restores_of_the_targets_snapshots() {
     let addon = restore.spec.addon.as_ref().unwrap();
     assert_eq!(addon.name, "postgres-addon");
     assert_eq!(addon.tasks[0].name, "logical-backup-restore");
+
+    // Its status, as the operator and the executor write it.
+    let a = call(
+        server.both()[0],
+        "GET",
+        &format!("/v1/restores/{name}"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        (a.body["phase"].as_str(), a.body["snapshot"].as_str()),
+        (Some("Pending"), Some("repo-new"))
+    );
+    let status = json!({"status": {
+        "phase": "Failed",
+        "duration": "3s",
+        "components": {"dump": {"phase": "Failed", "error": "psql exited with 3"}},
+    }});
+    restores
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    let a = call(
+        server.both()[1],
+        "GET",
+        &format!("/v1/restores/{name}"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body["phase"], "Failed");
+    assert_eq!(a.body["duration"], "3s");
+    assert_eq!(a.body["error"], "dump: psql exited with 3");
+    // Another configuration's restore is not this sidecar's.
+    let a = call(
+        server.both()[1],
+        "GET",
+        "/v1/restores/other-restore-1-abc",
+        None,
+        "",
+    )
+    .await;
+    assert_eq!((a.status, a.code()), (404, "restore_not_found"), "{a:?}");
 
     for (body, status, code) in [
         (r#"{"snapshot": "repo-api"}"#, 404, "snapshot_not_found"),

@@ -20,6 +20,7 @@ mod progress;
 mod prune;
 mod repo;
 mod restore;
+mod sidecar;
 mod snapshots;
 mod stats;
 mod trigger;
@@ -129,14 +130,19 @@ enum Command {
     Trigger(trigger::Args),
     /// Give a running workload the Stowaway sidecar (or take it away) by rolling its pods.
     Inject(inject::Args),
+    /// Run the sidecar agent (--config FILE: standalone, without Kubernetes).
+    Sidecar(sidecar::Args),
 }
 
 /// Runs the command line and maps the outcome to an exit code.
 pub(crate) fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
-    // An executor Job's log is its progress: info by default.
-    init_logging(&cli.global, matches!(cli.command, Command::Execute(_)));
+    // An executor Job's and a sidecar's log is their progress: info by default.
+    init_logging(
+        &cli.global,
+        matches!(cli.command, Command::Execute(_) | Command::Sidecar(_)),
+    );
     // Few blocking threads: file I/O and blob decoding need no more than a handful, and each
     // extra thread that allocates costs resident memory (a malloc arena of its own).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -192,6 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Execute(cmd) => execute::run(g, cmd).await,
         Command::Trigger(args) => trigger::run(g, args).await,
         Command::Inject(args) => inject::run(g, args).await,
+        Command::Sidecar(args) => sidecar::run(g, args).await,
     }
 }
 
@@ -266,15 +273,6 @@ pub(crate) fn component<'a>(
             names.join(", ")
         )
     })
-}
-
-/// The sum of the `warnings` attributes an addon reported.
-pub(crate) fn warnings<'a>(attributes: impl IntoIterator<Item = &'a (String, String)>) -> u64 {
-    attributes
-        .into_iter()
-        .filter(|(k, _)| k == "warnings")
-        .filter_map(|(_, v)| v.parse::<u64>().ok())
-        .sum()
 }
 
 /// The error and its causes on one line, without repeating a cause the message already holds.

@@ -83,12 +83,18 @@ impl Response {
             StoreError::NotFound {
                 kind: "Snapshot", ..
             } => (404, "snapshot_not_found"),
+            StoreError::NotFound {
+                kind: "RestoreSession",
+                ..
+            } => (404, "restore_not_found"),
             StoreError::NotFound { .. } => (404, "not_found"),
             StoreError::ConfigurationNotFound { .. } | StoreError::NoConfiguration(_) => {
                 (503, "configuration_not_found")
             }
             StoreError::Unreachable(_) => (503, "cluster_unreachable"),
             StoreError::Refused(_) => (502, "cluster_refused"),
+            StoreError::Busy(_) => (409, "busy"),
+            StoreError::Failed(_) => (500, "failed"),
         };
         if status >= 500 {
             tracing::warn!(error = %e, "on-demand API: the request failed");
@@ -119,6 +125,7 @@ fn status_line(status: u16) -> String {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",

@@ -40,9 +40,19 @@ pub(super) async fn handle(request: &Request, shared: &Shared) -> Response {
             "POST" => create_restore(request, shared).await,
             _ => not_allowed("POST"),
         },
-        path => match path.strip_prefix("/v1/backups/") {
-            Some(name) if !name.contains('/') => match method {
+        path => match (
+            path.strip_prefix("/v1/backups/"),
+            path.strip_prefix("/v1/restores/"),
+        ) {
+            (Some(name), _) if !name.contains('/') => match method {
                 "GET" => match shared.store.backup(name).await {
+                    Ok(info) => Response::json(200, &info),
+                    Err(e) => Response::from_store_error(&e),
+                },
+                _ => not_allowed("GET"),
+            },
+            (_, Some(name)) if !name.contains('/') => match method {
+                "GET" => match shared.store.restore(name).await {
                     Ok(info) => Response::json(200, &info),
                     Err(e) => Response::from_store_error(&e),
                 },
@@ -52,7 +62,7 @@ pub(super) async fn handle(request: &Request, shared: &Shared) -> Response {
                 404,
                 "not_found",
                 format!(
-                    "no endpoint {}: the API has POST /v1/backups, GET /v1/backups/NAME, GET /v1/snapshots and POST /v1/restores",
+                    "no endpoint {}: the API has POST /v1/backups, GET /v1/backups/NAME, GET /v1/snapshots, POST /v1/restores and GET /v1/restores/NAME",
                     request.path
                 ),
             ),
@@ -111,8 +121,9 @@ async fn create_restore(request: &Request, shared: &Shared) -> Response {
             403,
             "restore_not_allowed",
             "restores through the sidecar's API are off: start the sidecar with --allow-restore \
-             (STOWAWAY_ALLOW_RESTORE=true) to allow any container of this pod to restore the \
-             target's snapshots into it",
+             (STOWAWAY_ALLOW_RESTORE=true; `api.allowRestore: true` in a standalone sidecar's \
+             configuration) to allow whoever can reach the API to restore the target's \
+             snapshots into it",
         );
     }
     let wanted: RestoreRequest = match body(request, false) {
@@ -123,7 +134,13 @@ async fn create_restore(request: &Request, shared: &Shared) -> Response {
         return Response::error(400, "invalid_field", message);
     }
     match shared.store.create_restore(&wanted).await {
-        Ok(name) => Response::json(202, &Created { name, status: None }),
+        Ok(name) => Response::json(
+            202,
+            &Created {
+                status: Some(format!("/v1/restores/{name}")),
+                name,
+            },
+        ),
         Err(e) => Response::from_store_error(&e),
     }
 }

@@ -9,7 +9,7 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::TypedObjectReference;
-use stowaway_api::restore_session::{RestoreDataSource, RestoreSessionSpec};
+use stowaway_api::restore_session::{RestoreDataSource, RestorePhase, RestoreSessionSpec};
 use stowaway_api::{BackupConfiguration, BackupSession, RestoreSession, Snapshot};
 use stowaway_operator::addon_registry::restore_addon;
 use stowaway_operator::backup_configuration::new_session;
@@ -20,7 +20,8 @@ use stowaway_operator::names as operator_names;
 use super::{SessionStore, StoreError, latest, missing_components, unknown_session};
 use crate::names;
 use crate::wire::{
-    BackupInfo, BackupRequest, RestoreRequest, SessionSnapshot, SnapshotInfo, newest_first,
+    BackupInfo, BackupRequest, RestoreInfo, RestoreRequest, SessionSnapshot, SnapshotInfo,
+    newest_first,
 };
 
 /// Attempts at a unique name before a clash is reported.
@@ -293,6 +294,66 @@ impl SessionStore for KubeStore {
             .await?;
         tracing::info!(%name, snapshot = %snapshot.name_any(), "on-demand restore requested");
         Ok(name)
+    }
+
+    async fn restore(&self, name: &str) -> Result<RestoreInfo, StoreError> {
+        let not_found = || StoreError::NotFound {
+            kind: "RestoreSession",
+            name: name.to_owned(),
+        };
+        // Only the on-demand restores of this configuration (named after it).
+        let prefix = format!("{}-restore-", self.configuration);
+        if !names::is_object_name(name) || !name.starts_with(&prefix) {
+            return Err(not_found());
+        }
+        let restore = self
+            .api::<RestoreSession>()
+            .get_opt(name)
+            .await
+            .map_err(cluster)?
+            .filter(|r| {
+                r.annotations()
+                    .get(names::TRIGGER_ANNOTATION)
+                    .map(String::as_str)
+                    == Some(names::ON_DEMAND)
+            })
+            .ok_or_else(not_found)?;
+        Ok(restore_info(&restore))
+    }
+}
+
+/// The API's view of a RestoreSession.
+fn restore_info(restore: &RestoreSession) -> RestoreInfo {
+    let status = restore.status.clone().unwrap_or_default();
+    let phase = status.phase.unwrap_or(RestorePhase::Pending);
+    let failed = matches!(phase, RestorePhase::Failed | RestorePhase::Invalid);
+    let errors: Vec<String> = status
+        .components
+        .iter()
+        .filter_map(|(c, s)| s.error.as_ref().map(|e| format!("{c}: {e}")))
+        .collect();
+    RestoreInfo {
+        name: restore.name_any(),
+        snapshot: restore.spec.data_source.snapshot.clone(),
+        phase,
+        components: restore.spec.data_source.components.clone(),
+        created: restore.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        duration: status.duration.clone(),
+        error: failed.then(|| {
+            if errors.is_empty() {
+                format!(
+                    "the restore {}: see kubectl describe restoresession {}",
+                    if phase == RestorePhase::Invalid {
+                        "is invalid"
+                    } else {
+                        "failed"
+                    },
+                    restore.name_any()
+                )
+            } else {
+                errors.join("; ")
+            }
+        }),
     }
 }
 

@@ -6,10 +6,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use jiff::Timestamp;
 use stowaway_api::backup_session::BackupSessionPhase;
+use stowaway_api::restore_session::RestorePhase;
 
 use super::{SessionStore, StoreError, latest, missing_components, unknown_session};
 use crate::names;
-use crate::wire::{BackupInfo, BackupRequest, RestoreRequest, SnapshotInfo, newest_first};
+use crate::wire::{
+    BackupInfo, BackupRequest, RestoreInfo, RestoreRequest, SnapshotInfo, newest_first,
+};
 
 /// Sessions and snapshots of one configuration, in memory.
 #[derive(Debug)]
@@ -23,7 +26,7 @@ pub struct MemoryStore {
 struct State {
     backups: BTreeMap<String, BackupInfo>,
     snapshots: Vec<SnapshotInfo>,
-    restores: Vec<(String, RestoreRequest)>,
+    restores: Vec<(String, RestoreRequest, Timestamp)>,
 }
 
 impl MemoryStore {
@@ -66,7 +69,11 @@ impl MemoryStore {
 
     /// The restores created: (name, request with the snapshot resolved).
     pub fn restores(&self) -> Vec<(String, RestoreRequest)> {
-        self.state().restores.clone()
+        self.state()
+            .restores
+            .iter()
+            .map(|(name, request, _)| (name.clone(), request.clone()))
+            .collect()
     }
 }
 
@@ -149,12 +156,34 @@ impl SessionStore for MemoryStore {
             snapshot: snapshot.name.clone(),
             components: request.components.clone(),
         };
+        let now = Timestamp::now();
         let name = names::restore_name(
             &self.configuration,
-            Timestamp::now().as_second(),
+            now.as_second(),
             &names::random_suffix(),
         );
-        state.restores.push((name.clone(), resolved));
+        state.restores.push((name.clone(), resolved, now));
         Ok(name)
+    }
+
+    /// A restore the store recorded, always `Pending` (nothing runs it).
+    async fn restore(&self, name: &str) -> Result<RestoreInfo, StoreError> {
+        self.state()
+            .restores
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(name, request, created)| RestoreInfo {
+                name: name.clone(),
+                snapshot: Some(request.snapshot.clone()),
+                phase: RestorePhase::Pending,
+                components: request.components.clone(),
+                created: Some(*created),
+                duration: None,
+                error: None,
+            })
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "RestoreSession",
+                name: name.to_owned(),
+            })
     }
 }

@@ -5,9 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
-use stowaway_repository::{
-    AddonRef, Backup, BackupSummary, ComponentKind, Repository, Snapshot, SnapshotMeta, Target,
-};
+use stowaway_executor::run::{self, RunError};
+use stowaway_repository::{BackupSummary, ComponentKind, Repository, Snapshot, Target};
 use stowaway_runtime::{JobSpec, VolumeGrant};
 
 use super::progress::{Counters, PhaseSink, Progress};
@@ -47,55 +46,13 @@ pub(crate) struct Args {
     native: bool,
 }
 
-/// Volume grants for the paths, named after their last component (made unique).
-fn volumes(paths: &[PathBuf]) -> anyhow::Result<Vec<VolumeGrant>> {
-    let mut grants: Vec<VolumeGrant> = Vec::new();
-    for path in paths {
-        let abs = std::fs::canonicalize(path)
-            .with_context(|| format!("cannot back up {}", path.display()))?;
-        if !abs.is_dir() {
-            bail!(
-                "cannot back up {}: not a directory (the volume addon backs up directories)",
-                path.display()
-            );
-        }
-        let base: String = abs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".to_owned())
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let base = if base.is_empty() || base == "." || base == ".." {
-            "root".to_owned()
-        } else {
-            base
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while grants.iter().any(|g| g.name == name) {
-            name = format!("{base}-{n}");
-            n += 1;
-        }
-        grants.push(VolumeGrant { name, path: abs });
-    }
-    Ok(grants)
-}
-
 pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let (repo, lock) = super::repo::open_locked(g, "backup").await?;
     let runtime = crate::addons::runtime(g)?;
-    let addon = crate::addons::load(&runtime, &args.addon)?;
+    let addon = Arc::new(crate::addons::load(&runtime, &args.addon)?);
     let info = addon.info().clone();
-    let digest = addon.digest().to_owned();
-    let grants = volumes(&args.paths)?;
+    let grants = run::volume_grants(&args.paths)?;
     if grants.is_empty() && info.name == "volume" {
         bail!("nothing to back up: give one or more directories");
     }
@@ -134,7 +91,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         .unwrap_or_else(stowaway_repository::hostname);
 
     let parent = find_parent(&repo, &args, &target, &hostname).await?;
-    let backup = Arc::new(repo.start_backup(parent.as_ref())?);
+    let backup = repo.start_backup(parent.as_ref())?;
     let counters = backup.progress();
 
     let cancel = stowaway_runtime::CancelToken::new();
@@ -169,57 +126,33 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             .job
             .spec(&addon, format!("cli-{}", std::process::id()), params)?
     };
-    let run_backup = backup.clone();
-    let native = args.native;
-    let result = tokio::task::spawn_blocking(move || {
-        if native {
-            crate::native::backup(&spec.volumes, &run_backup)
-        } else {
-            addon.backup(spec, run_backup).map_err(anyhow::Error::from)
-        }
-    })
-    .await
-    .context("the backup task failed")?;
+    let result = if args.native {
+        run::produce(backup, move |shared| {
+            crate::native::backup(&spec.volumes, &shared).map_err(|e| RunError::Producer(e.into()))
+        })
+        .await
+    } else {
+        run::backup(addon.clone(), backup, spec).await
+    };
     drop(progress);
     if interrupted.load(Ordering::SeqCst) {
         return Err(super::progress::Interrupted.into());
     }
-    let output = result?;
-    let backup: Backup = Arc::try_unwrap(backup).map_err(|_| {
-        anyhow::anyhow!("internal error: the backup is still in use after the addon finished")
-    })?;
-
-    let mut components = output.components;
-    for component in &mut components {
-        if component.kind == ComponentKind::Tree
-            && let Some(grant) = grants.iter().find(|v| v.name == component.name)
-        {
-            component
-                .attributes
-                .push(("path".into(), grant.path.display().to_string()));
-        }
-    }
-    let warnings = super::warnings(
-        components
+    let (backup, output) = result?;
+    let warnings = run::warnings(
+        output
+            .components
             .iter()
             .flat_map(|c| c.attributes.iter())
             .chain(output.attributes.iter()),
     );
-    let meta = SnapshotMeta {
-        hostname: Some(hostname),
+    let origin = run::Origin {
         target,
-        addon: AddonRef {
-            name: info.name.clone(),
-            version: info.version.clone(),
-            digest: format!("sha256:{digest}"),
-        },
+        hostname,
         tags: args.tag.clone(),
-        attributes: output.attributes,
-        ..SnapshotMeta::default()
+        ..run::Origin::default()
     };
-    lock.ensure_held()?;
-    let snapshot = backup
-        .commit(meta, components)
+    let snapshot = run::commit(backup, &lock, &addon, origin, output, &grants)
         .await
         .context("recording the snapshot")?;
     lock.release().await?;
@@ -240,10 +173,7 @@ async fn find_parent(
         return Ok(Some(repo.find_snapshot(spec).await?));
     }
     let snapshots = repo.snapshots().await?;
-    Ok(snapshots
-        .into_iter()
-        .rev()
-        .find(|s| &s.target == target && s.hostname == hostname))
+    Ok(run::parent(&snapshots, target, hostname).cloned())
 }
 
 /// Counts the bytes under the directories in the background, for the ETA.

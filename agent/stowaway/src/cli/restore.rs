@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
+use stowaway_executor::run;
 use stowaway_repository::{ComponentKind, ComponentRecord};
 use stowaway_runtime::{JobSpec, VolumeGrant};
 
@@ -36,16 +37,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     let (repo, lock) = super::repo::open_locked(g, "restore").await?;
     let snapshot = repo.find_snapshot(&args.snapshot).await?;
-    let components: Vec<ComponentRecord> = if args.components.is_empty() {
-        snapshot.components.clone()
-    } else {
-        let mut chosen = Vec::new();
-        for name in &args.components {
-            let c = super::component(&snapshot, name)?;
-            chosen.push(c.clone());
-        }
-        chosen
-    };
+    let components: Vec<ComponentRecord> = run::components(&snapshot, &args.components)?;
 
     let runtime = crate::addons::runtime(g)?;
     if args.addon.is_none() && stowaway_addons::builtin(&snapshot.addon.name).is_none() {
@@ -62,7 +54,7 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
         .addon
         .clone()
         .unwrap_or_else(|| snapshot.addon.name.clone());
-    let addon = crate::addons::load(&runtime, &addon_name)?;
+    let addon = Arc::new(crate::addons::load(&runtime, &addon_name)?);
     let recorded = snapshot
         .addon
         .digest
@@ -138,18 +130,14 @@ pub(crate) async fn run(g: &Global, args: Args) -> anyhow::Result<u8> {
             args.job.params.clone(),
         )?
     };
-    let run_repo = repo.clone();
-    let run_components = components.clone();
-    let result = tokio::task::spawn_blocking(move || addon.restore(spec, run_repo, run_components))
-        .await
-        .context("the restore task failed")?;
+    let result = run::restore(addon, repo.clone(), components.clone(), spec).await;
     drop(progress);
     lock.release().await?;
     if interrupted.load(Ordering::SeqCst) {
         return Err(super::progress::Interrupted.into());
     }
     let attributes = result?;
-    let warnings = super::warnings(&attributes);
+    let warnings = run::warnings(&attributes);
 
     let elapsed = started.elapsed();
     if g.json {

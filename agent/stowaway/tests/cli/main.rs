@@ -13,6 +13,7 @@ mod init_options;
 mod inject;
 mod keys;
 mod maintenance;
+mod sidecar;
 mod storage;
 mod trigger;
 mod util;
