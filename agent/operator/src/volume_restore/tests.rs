@@ -215,7 +215,7 @@ impl World {
             self.pods = (0..replicas).map(|i| format!("web-{i}")).collect();
         }
         assert!(
-            !(self.job_pod_running && !self.pods.is_empty()),
+            !self.job_pod_running || self.pods.is_empty(),
             "the restore Job runs beside pods {:?}",
             self.pods
         );
