@@ -187,9 +187,47 @@ pub struct RestoreSessionStatus {
     /// Backups paused during the restore.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paused_backups: Vec<TypedObjectReference>,
+    /// A volume restore into a workload: how the workload was kept from writing meanwhile,
+    /// and the replicas it is scaled back to (Stowaway's addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadRestoreStatus>,
     /// `ValidationPassed`, `RestoreExecutorEnsured`, `RestoreIncomplete`, `MetricsPushed`, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// How a volume restore keeps the workload from writing to its volumes (the annotation
+/// `stowaway.dev/restore-mode` on the RestoreSession).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestoreMode {
+    /// Scale the workload to 0, restore, scale it back (the default).
+    #[default]
+    ScaleDown,
+    /// Restore while the workload runs (shared volumes, or an application quiesced by
+    /// preRestore hooks).
+    InPlace,
+}
+
+/// The workload of a volume restore, and what the restore did to it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRestoreStatus {
+    /// How the workload is kept from writing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RestoreMode>,
+    /// Its replicas before the restore scaled it to 0 (also in the workload's annotation
+    /// `stowaway.dev/restore-original-replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_replicas: Option<i32>,
+    /// When it was scaled to 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_down_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// When its pods were gone and the restore Job could start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods_gone_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// When it was scaled back to `originalReplicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_back_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Restore state of one component.

@@ -220,8 +220,14 @@ pub async fn execute_backup(
                     .push(outcome(SnapshotResult::Succeeded { id, size }));
             }
             Err((reason, error)) => {
+                // Named after the first volume it was to read (a workload's), else `dump`.
+                let component = prepared
+                    .as_ref()
+                    .ok()
+                    .and_then(|p| p.grants.volumes.first())
+                    .map_or(VOLUME, |v| v.name.as_str());
                 let status = snapshot_failed(
-                    VOLUME,
+                    component,
                     &session.spec.session,
                     reason,
                     &error,
@@ -301,6 +307,13 @@ async fn prepare(
     tracing::info!(addon = %addon.info().label(), target = %target::label(target_ref), "addon loaded");
     let grants = match &kind {
         TargetKind::Volume => target::volume_backup(&settings.target_root, addon.info(), params)?,
+        TargetKind::Workload => target::workload_backup(
+            &settings.volumes_dir,
+            &target::wanted_components(session.annotations()),
+            &target::label(target_ref),
+            addon.info(),
+            params,
+        )?,
         TargetKind::Network { app_binding } => {
             target::network(
                 client,

@@ -10,8 +10,12 @@
 //!
 //! A PersistentVolumeClaim is restored through a staging directory inside it
 //! (`staging.rs`): one tree component at the root of the volume, several each under a
-//! directory named after it. With the volume addon's `overwrite: false` the restore writes
-//! in place instead, keeping existing files. Owners are restored only when the task asks
+//! directory named after it. A workload's tree components each go back into the volume of
+//! the same name under the volumes directory (the operator's restore Job mounts the
+//! workload's claims there, writable), each through a staging directory inside that volume;
+//! a component that names no mounted volume fails the restore before anything is written.
+//! With the volume addon's `overwrite: false` the restore writes in place instead, keeping
+//! existing files. Owners are restored only when the task asks
 //! (`restore-owner: true`), since the Job runs unprivileged.
 
 use std::collections::BTreeMap;
@@ -292,32 +296,37 @@ async fn restore_locked(
             .map_or(&[][..], |a| a.tasks.as_slice()),
     )?;
     let target_ref = session.spec.target.as_ref();
-    let mut staging = None;
-    let mut single_tree = false;
-    let grants = match target::kind_of(target_ref, namespace)? {
+    // Where each tree is restored before it is moved into place, and whether the root of
+    // the volume takes the snapshot's root metadata.
+    let mut stagings: Vec<(Staging, bool)> = Vec::new();
+    let kind = target::kind_of(target_ref, namespace)?;
+    if matches!(kind, TargetKind::Volume | TargetKind::Workload)
+        && addon
+            .info()
+            .parameters
+            .iter()
+            .any(|p| p.name == "restore-owner")
+    {
+        // The Job runs unprivileged: owners are restored only when the task asks.
+        params.set_default("restore-owner", "false");
+    }
+    let in_place = params.get("overwrite") == Some("false");
+    let trees: Vec<&str> = components
+        .iter()
+        .filter(|c| c.kind == ComponentKind::Tree)
+        .map(|c| c.name.as_str())
+        .collect();
+    let grants = match kind {
         TargetKind::Volume => {
             let root = &settings.target_root;
             target::check_dir(root)?;
-            if addon
-                .info()
-                .parameters
-                .iter()
-                .any(|p| p.name == "restore-owner")
-            {
-                params.set_default("restore-owner", "false");
-            }
-            let trees: Vec<&str> = components
-                .iter()
-                .filter(|c| c.kind == ComponentKind::Tree)
-                .map(|c| c.name.as_str())
-                .collect();
-            single_tree = trees.len() == 1;
-            let base = if params.get("overwrite") == Some("false") {
+            let single_tree = trees.len() == 1;
+            let base = if in_place {
                 root.clone()
             } else {
                 let created = Staging::create(root, &name)?;
                 let dir = created.dir().to_path_buf();
-                staging = Some(created);
+                stagings.push((created, single_tree));
                 dir
             };
             let mut directories = Vec::new();
@@ -333,6 +342,40 @@ async fn restore_locked(
                     source,
                 })?;
                 directories.push((tree.to_owned(), dir));
+            }
+            target::volume_restore(directories, addon.info(), params)
+        }
+        TargetKind::Workload => {
+            // Each tree goes back into the volume of its name.
+            let label = target::label(target_ref);
+            let wanted: Vec<String> = trees.iter().map(|t| (*t).to_owned()).collect();
+            let volumes = if wanted.is_empty() {
+                Vec::new()
+            } else {
+                target::select_volumes(
+                    target::workload_volumes(&settings.volumes_dir, &label)?,
+                    &wanted,
+                    &label,
+                )?
+            };
+            let mut directories = Vec::new();
+            for (volume, root) in volumes {
+                let dir = if in_place {
+                    root
+                } else {
+                    match Staging::create(&root, &name) {
+                        Ok(created) => {
+                            let dir = created.dir().to_path_buf();
+                            stagings.push((created, true));
+                            dir
+                        }
+                        Err(e) => {
+                            discard(stagings);
+                            return Err(e);
+                        }
+                    }
+                };
+                directories.push((volume, dir));
             }
             target::volume_restore(directories, addon.info(), params)
         }
@@ -384,15 +427,11 @@ async fn restore_locked(
     let attributes = match result {
         Ok(Ok(attributes)) => attributes,
         Ok(Err(e)) => {
-            if let Some(staging) = staging {
-                staging.discard();
-            }
+            discard(stagings);
             return Err(e.into());
         }
         Err(e) => {
-            if let Some(staging) = staging {
-                staging.discard();
-            }
+            discard(stagings);
             return Err(e);
         }
     };
@@ -407,8 +446,20 @@ async fn restore_locked(
             "some entries could not be restored as they were (see the log above)"
         );
     }
-    if let Some(staging) = staging {
-        staging.commit(single_tree)?;
+    let mut stagings = stagings.into_iter();
+    while let Some((staging, root_metadata)) = stagings.next() {
+        if let Err(e) = staging.commit(root_metadata) {
+            // The volumes committed before stay restored; the others are left as they were.
+            discard(stagings.collect());
+            return Err(e);
+        }
     }
     Ok(())
+}
+
+/// Removes the staging directories of a restore that will not be committed.
+fn discard(stagings: Vec<(Staging, bool)>) {
+    for (staging, _) in stagings {
+        staging.discard();
+    }
 }

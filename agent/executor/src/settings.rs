@@ -17,7 +17,8 @@ pub type BuiltinAddons = fn(&str) -> Option<&'static [u8]>;
 pub type BuiltinNames = fn() -> Vec<&'static str>;
 
 /// Host name recorded in snapshots by default: the one KubeStash gives a PersistentVolumeClaim
-/// or Deployment target, stable across the Job's pods so that the files cache finds the parent
+/// or Deployment target (also used for StatefulSets and DaemonSets unless the settings say
+/// otherwise), stable across the Job's pods so that the files cache finds the parent
 /// snapshot and retention groups the snapshots of one target together.
 pub const DEFAULT_HOSTNAME: &str = "host-0";
 
@@ -32,6 +33,9 @@ pub struct Settings {
     pub builtin_names: BuiltinNames,
     /// Where a PersistentVolumeClaim target is mounted (`job::TARGET_MOUNT` in a Job).
     pub target_root: PathBuf,
+    /// Where a workload's volumes are mounted, one directory per volume named after it
+    /// (`injection::VOLUMES_DIR` in the sidecar and in a workload's restore Job).
+    pub volumes_dir: PathBuf,
     /// Host name recorded in snapshots (default [`DEFAULT_HOSTNAME`]).
     pub hostname: String,
     /// Memory limit of an addon, in bytes (default 256 MiB).
@@ -42,6 +46,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("target_root", &self.target_root)
+            .field("volumes_dir", &self.volumes_dir)
             .field("hostname", &self.hostname)
             .field("memory_bytes", &self.memory_bytes)
             .finish_non_exhaustive()
@@ -49,14 +54,16 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
-    /// Settings with the defaults: the target at `job::TARGET_MOUNT`, host name
-    /// [`DEFAULT_HOSTNAME`], 256 MiB of addon memory.
+    /// Settings with the defaults: the target at `job::TARGET_MOUNT`, a workload's volumes
+    /// under `injection::VOLUMES_DIR`, host name [`DEFAULT_HOSTNAME`], 256 MiB of addon
+    /// memory.
     pub fn new(runtime: Runtime, builtin: BuiltinAddons, builtin_names: BuiltinNames) -> Self {
         Settings {
             runtime,
             builtin,
             builtin_names,
             target_root: PathBuf::from(stowaway_operator::job::TARGET_MOUNT),
+            volumes_dir: PathBuf::from(stowaway_operator::injection::VOLUMES_DIR),
             hostname: DEFAULT_HOSTNAME.to_owned(),
             memory_bytes: stowaway_runtime::JobLimits::default().memory_bytes,
         }

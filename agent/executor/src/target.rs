@@ -4,8 +4,9 @@
 //! - A **PersistentVolumeClaim** is mounted by the Job at the target root; it becomes the
 //!   volume [`VOLUME`] (KubeStash's component name for a standalone PVC), read-only for a
 //!   backup.
-//! - Any other target is **reached over the network** (a database): the addon's `host` and
-//!   `port` parameters name the endpoint, which is the only one it may connect to. For an
+//! - Any other target (neither a claim nor a workload) is **reached over the network** (a
+//!   database): the addon's `host` and `port` parameters name the endpoint, which is the only
+//!   one it may connect to. For an
 //!   `AppBinding` target (KubeStash's way to describe a database) they default to its
 //!   `spec.clientConfig` (service or URL), and its `spec.secret` names the credentials; for
 //!   another target (a KubeDB database object) `host` defaults to the Service of its name,
@@ -14,13 +15,18 @@
 //!   declares (`password`) is read from the key of that name, or from KubeStash's keys
 //!   (`POSTGRES_PASSWORD`, `MYSQL_ROOT_PASSWORD`); the addon's `user` parameter defaults to
 //!   the key `username` (or `POSTGRES_USER`).
-//! - Workloads (Deployment, StatefulSet, DaemonSet) are backed up by their sidecar: the Job
-//!   cannot mount their volumes.
+//! - A **workload** (Deployment, StatefulSet, DaemonSet) has its volumes mounted one directory
+//!   per volume under the volumes directory (`Settings::volumes_dir`,
+//!   `/stowaway/volumes/<volume-name>`): read-only by the injected sidecar for backups,
+//!   writable by the operator's restore Job. Each directory is granted as the volume of its
+//!   name, so the snapshot's components are named after the pod's volumes. A BackupSession's
+//!   `stowaway.dev/components` annotation (on-demand backups) and a RestoreSession's
+//!   components select volumes; by default every volume is backed up.
 //!
 //! A built-in addon may run the programs it declares; nothing else is granted.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use stowaway_api::common::TypedObjectReference;
@@ -38,11 +44,17 @@ pub const VOLUME: &str = "dump";
 /// API group of KubeStash's AppBinding.
 pub const APP_BINDING_GROUP: &str = "appcatalog.appscode.com";
 
+/// On a BackupSession: the components (for a workload, the volumes) to back up, joined by
+/// `,` (set by the sidecar's on-demand API; empty or absent: all).
+pub const COMPONENTS_ANNOTATION: &str = "stowaway.dev/components";
+
 /// How the executor reaches a target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TargetKind {
     /// A PersistentVolumeClaim, mounted at the target root.
     Volume,
+    /// A workload's volumes, mounted one directory each under the volumes directory.
+    Workload,
     /// Over the network (a database); `app_binding` when the target is an AppBinding.
     Network {
         /// The AppBinding `(namespace, name)` to read the endpoint and Secret from.
@@ -63,12 +75,7 @@ pub fn kind_of(target: Option<&TypedObjectReference>, namespace: &str) -> Result
     let group = target.api_group.as_deref().unwrap_or("");
     match (group, target.kind.as_str()) {
         ("" | "core" | "v1", "PersistentVolumeClaim") => Ok(TargetKind::Volume),
-        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => Err(ExecuteError::Target {
-            target: label(Some(target)),
-            message: "a workload's volumes are backed up by the Stowaway sidecar in its pods; \
-                      the Job executor backs up PersistentVolumeClaims and databases"
-                .into(),
-        }),
+        ("apps", "Deployment" | "StatefulSet" | "DaemonSet") => Ok(TargetKind::Workload),
         (APP_BINDING_GROUP, "AppBinding") => Ok(TargetKind::Network {
             app_binding: Some((
                 namespace_or(target.namespace.as_ref(), namespace),
@@ -136,6 +143,131 @@ pub fn volume_restore(
         parameters: params.addon,
         ..Grants::default()
     }
+}
+
+/// The volumes of a workload mounted under `dir`: its subdirectories `(name, path)`, sorted
+/// by name. A missing or empty directory is an error naming it (`target` labels the
+/// workload).
+pub fn workload_volumes(dir: &Path, target: &str) -> Result<Vec<(String, PathBuf)>> {
+    let not_mounted = |what: String| ExecuteError::Target {
+        target: target.to_owned(),
+        message: format!(
+            "{what}: the Stowaway sidecar (or the restore Job) must mount the workload's \
+             volumes there, one directory per volume named after it"
+        ),
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_mounted(format!(
+                "the volumes directory {} does not exist",
+                dir.display()
+            )));
+        }
+        Err(source) => {
+            return Err(ExecuteError::Io {
+                what: "cannot list the volumes directory",
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut volumes = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| ExecuteError::Io {
+            what: "cannot list the volumes directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        // Volume names are DNS labels: hidden entries are not volumes.
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+            volumes.push((name, path));
+        }
+    }
+    if volumes.is_empty() {
+        return Err(not_mounted(format!(
+            "no volume is mounted under {}",
+            dir.display()
+        )));
+    }
+    volumes.sort();
+    Ok(volumes)
+}
+
+/// The volumes among `available` that `wanted` names (all when `wanted` is empty), in the
+/// order of `available`. A name that is not a volume is an error listing the volumes.
+pub fn select_volumes(
+    available: Vec<(String, PathBuf)>,
+    wanted: &[String],
+    target: &str,
+) -> Result<Vec<(String, PathBuf)>> {
+    let unknown: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !available.iter().any(|(name, _)| name == *w))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ExecuteError::Target {
+            target: target.to_owned(),
+            message: format!(
+                "no volume {} (the workload's volumes: {})",
+                unknown.join(", "),
+                available
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(available
+        .into_iter()
+        .filter(|(name, _)| wanted.is_empty() || wanted.contains(name))
+        .collect())
+}
+
+/// The components a BackupSession's [`COMPONENTS_ANNOTATION`] asks for (empty: all).
+pub fn wanted_components(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    let mut wanted: Vec<String> = Vec::new();
+    for c in annotations
+        .get(COMPONENTS_ANNOTATION)
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+    {
+        if !c.is_empty() && !wanted.iter().any(|w| w == c) {
+            wanted.push(c.to_owned());
+        }
+    }
+    wanted
+}
+
+/// The grants for backing up the volumes of a workload mounted under `dir` (those `wanted`
+/// names, or all), each read-only as the volume of its name.
+pub fn workload_backup(
+    dir: &Path,
+    wanted: &[String],
+    target: &str,
+    info: &AddonInfo,
+    params: TaskParams,
+) -> Result<Grants> {
+    let volumes = select_volumes(workload_volumes(dir, target)?, wanted, target)?;
+    Ok(Grants {
+        volumes: volumes
+            .into_iter()
+            .map(|(name, path)| VolumeGrant { name, path })
+            .collect(),
+        exec: declared_exec(info),
+        parameters: params.addon,
+        ..Grants::default()
+    })
 }
 
 /// The target root must be a directory (the Job mounts the claim there).
@@ -422,12 +554,17 @@ mod tests {
             kind_of(Some(&target("", "PersistentVolumeClaim")), "demo").expect("pvc"),
             TargetKind::Volume
         );
-        let err = kind_of(Some(&target("apps", "StatefulSet")), "demo").expect_err("workload");
-        assert!(
-            err.to_string().starts_with(
-                "target StatefulSet x: a workload's volumes are backed up by the Stowaway sidecar"
-            ),
-            "{err}"
+        for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
+            assert_eq!(
+                kind_of(Some(&target("apps", kind)), "demo").expect("workload"),
+                TargetKind::Workload,
+                "{kind}"
+            );
+        }
+        assert_eq!(
+            kind_of(Some(&target("example.com", "Deployment")), "demo").expect("other"),
+            TargetKind::Network { app_binding: None },
+            "only the apps group's workloads"
         );
         assert_eq!(
             kind_of(Some(&target(APP_BINDING_GROUP, "AppBinding")), "demo").expect("binding"),
@@ -564,6 +701,67 @@ mod tests {
         let grants = declared_exec(&info);
         assert_eq!(grants.len(), 1);
         assert_eq!(grants[0].program, "pg_dumpall");
+    }
+
+    #[test]
+    fn workload_volumes_are_the_subdirectories_and_components_select_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let label = "Deployment web";
+        let missing = dir.path().join("volumes");
+        let err = workload_volumes(&missing, label).expect_err("missing");
+        assert!(matches!(err, ExecuteError::Target { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "target Deployment web: the volumes directory {} does not exist: the Stowaway \
+                 sidecar (or the restore Job) must mount the workload's volumes there, one \
+                 directory per volume named after it",
+                missing.display()
+            )
+        );
+        std::fs::create_dir(&missing).expect("mkdir");
+        std::fs::write(missing.join("not-a-volume"), b"x").expect("file");
+        std::fs::create_dir(missing.join(".hidden")).expect("hidden");
+        let err = workload_volumes(&missing, label).expect_err("empty");
+        assert!(
+            err.to_string().contains(&format!(
+                "no volume is mounted under {}: the Stowaway sidecar",
+                missing.display()
+            )),
+            "{err}"
+        );
+        for name in ["logs", "data"] {
+            std::fs::create_dir(missing.join(name)).expect("volume");
+        }
+        let found = workload_volumes(&missing, label).expect("volumes");
+        assert_eq!(
+            found,
+            vec![
+                ("data".to_owned(), missing.join("data")),
+                ("logs".to_owned(), missing.join("logs")),
+            ]
+        );
+        let all = select_volumes(found.clone(), &[], label).expect("all");
+        assert_eq!(all, found);
+        let one = select_volumes(found.clone(), &["logs".to_owned()], label).expect("one");
+        assert_eq!(one, vec![("logs".to_owned(), missing.join("logs"))]);
+        let err = select_volumes(found, &["logs".into(), "cache".into(), "tmp".into()], label)
+            .expect_err("unknown");
+        assert_eq!(
+            err.to_string(),
+            "target Deployment web: no volume cache, tmp (the workload's volumes: data, logs)"
+        );
+        assert_eq!(err.reason(), "TargetNotAccessible");
+    }
+
+    #[test]
+    fn the_components_annotation_lists_volumes() {
+        let annotations = BTreeMap::from([(
+            COMPONENTS_ANNOTATION.to_owned(),
+            " data, ,logs,data".to_owned(),
+        )]);
+        assert_eq!(wanted_components(&annotations), vec!["data", "logs"]);
+        assert!(wanted_components(&BTreeMap::new()).is_empty());
     }
 
     #[test]

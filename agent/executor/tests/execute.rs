@@ -162,6 +162,7 @@ spec:
             .with_resource::<stowaway_api::HookTemplate>()
             .with_resource::<stowaway_api::Addon>()
             .with_resource::<Event>()
+            .with_status_subresource::<k8s_openapi::api::batch::v1::Job>()
             .with_object(storage)
             .with_object(config)
             .with_object(secret("enc", PASSWORD))
@@ -871,5 +872,299 @@ async fn a_selector_usage_policy_is_trusted_to_the_repository_when_namespaces_ar
         err.to_string(),
         "Repository demo/repo: spec.storageRef: namespace demo may not use BackupStorage \
          demo/store: check its spec.usagePolicy"
+    );
+}
+
+/// A Deployment `web` with two claims (`data`, `logs`), one pod carrying its sidecar, and a
+/// BackupConfiguration `web` of it in sidecar mode writing to Repository `web-repo`.
+async fn add_workload(c: &Cluster) {
+    let deployment: k8s_openapi::api::apps::v1::Deployment = yaml(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: {NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+        - name: app
+          image: registry.example/web
+          volumeMounts: [{{name: data, mountPath: /data}}, {{name: logs, mountPath: /logs}}]
+      volumes:
+        - {{name: data, persistentVolumeClaim: {{claimName: web-data}}}}
+        - {{name: logs, persistentVolumeClaim: {{claimName: web-logs}}}}
+"#
+    ));
+    c.api::<k8s_openapi::api::apps::v1::Deployment>()
+        .create(&Default::default(), &deployment)
+        .await
+        .expect("deployment");
+    let pod: k8s_openapi::api::core::v1::Pod = yaml(&format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-0
+  namespace: {NS}
+  labels: {{app: web, stowaway.dev/sidecar-target: deployment.web}}
+spec: {{containers: [{{name: app, image: registry.example/web}}]}}
+status: {{phase: Running}}
+"#
+    ));
+    c.api::<k8s_openapi::api::core::v1::Pod>()
+        .create(&Default::default(), &pod)
+        .await
+        .expect("pod");
+    let config: BackupConfiguration = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: BackupConfiguration
+metadata: {{name: web, namespace: {NS}, annotations: {{stowaway.dev/inject: "true"}}}}
+spec:
+  target: {{apiGroup: apps, kind: Deployment, name: web}}
+  backends:
+    - {{name: local, storageRef: {{name: store}}}}
+  sessions:
+    - name: daily
+      scheduler: {{schedule: "0 3 * * *"}}
+      addon: {{name: workload-addon, tasks: [{{name: logical-backup}}]}}
+      repositories:
+        - {{name: web-repo, backend: local, directory: {NS}/web, encryptionSecret: {{name: enc}}}}
+"#
+    ));
+    c.api::<BackupConfiguration>()
+        .create(&Default::default(), &config)
+        .await
+        .expect("configuration");
+}
+
+impl Cluster {
+    async fn reconcile_named_config(&self, name: &str) {
+        let config: BackupConfiguration = self.api().get(name).await.expect("config");
+        controller::backup_configuration::reconcile(Arc::new(config), self.ctx.clone())
+            .await
+            .expect("reconcile configuration");
+    }
+
+    fn workload_settings(&self, volumes: &str) -> Settings {
+        Settings {
+            volumes_dir: self.path(volumes),
+            ..self.settings("not-used")
+        }
+    }
+
+    async fn replicas(&self) -> Option<i32> {
+        self.api::<k8s_openapi::api::apps::v1::Deployment>()
+            .get("web")
+            .await
+            .expect("deployment")
+            .spec
+            .and_then(|s| s.replicas)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_is_backed_up_from_its_volumes_and_restored_into_fresh_ones() {
+    let c = Cluster::new().await;
+    add_workload(&c).await;
+    // The sidecar's view: one directory per volume of the pod.
+    let volumes = c.path("volumes");
+    make_tree(&volumes.join("data"));
+    std::fs::create_dir_all(volumes.join("logs/2026")).expect("mkdir");
+    std::fs::write(volumes.join("logs/2026/app.log"), b"started\nstopped\n").expect("log");
+    c.reconcile_storage().await;
+    c.reconcile_named_config("web").await;
+    c.reconcile_repository("web-repo").await;
+    c.reconcile_named_config("web").await;
+    let name = c.start_initial_session("web").await;
+    let settings = c.workload_settings("volumes");
+
+    // Backup, as the sidecar runs it: one component per volume.
+    let report = execute_backup(&c.client, &settings, NS, &name, None)
+        .await
+        .expect("execute backup");
+    assert!(report.succeeded(), "{report:?}");
+    let snapshot_name = format!("web-repo-{name}");
+    let status = c.snapshot(&snapshot_name).await.status.expect("status");
+    assert_eq!(status.phase, Some(RunPhase::Succeeded));
+    assert_eq!(
+        status.components.keys().collect::<Vec<_>>(),
+        vec!["data", "logs"]
+    );
+    assert_eq!(status.hostname.as_deref(), Some("host-0"));
+    let storage = Storage::local(c.path("storage").join(NS).join("web")).expect("storage");
+    let repo = stowaway_repository::Repository::open(storage, PASSWORD)
+        .await
+        .expect("open");
+    let snapshots = repo.snapshots().await.expect("snapshots");
+    assert_eq!(snapshots.len(), 1);
+    assert_eq!(snapshots[0].target.kind, "Deployment");
+    assert_eq!(snapshots[0].target.name, "demo/web");
+    assert_eq!(snapshots[0].hostname, "host-0");
+    let session = c.reconcile_session(&name).await;
+    assert_eq!(
+        session.status.and_then(|s| s.phase),
+        Some(BackupSessionPhase::Succeeded)
+    );
+
+    // An on-demand backup naming a volume the pod does not have fails, listing them.
+    let mut ondemand: BackupSession = c.api().get(&name).await.expect("session");
+    ondemand.metadata = kube::api::ObjectMeta {
+        name: Some("web-daily-ondemand".into()),
+        namespace: Some(NS.into()),
+        labels: ondemand.metadata.labels.clone(),
+        annotations: Some(BTreeMap::from([(
+            stowaway_executor::target::COMPONENTS_ANNOTATION.to_owned(),
+            "data,cache".to_owned(),
+        )])),
+        ..Default::default()
+    };
+    ondemand.status = None;
+    c.api::<BackupSession>()
+        .create(&Default::default(), &ondemand)
+        .await
+        .expect("on-demand session");
+    let running = c.reconcile_session("web-daily-ondemand").await;
+    assert_eq!(
+        running.status.and_then(|s| s.phase),
+        Some(BackupSessionPhase::Running)
+    );
+    let report = execute_backup(&c.client, &settings, NS, "web-daily-ondemand", None)
+        .await
+        .expect("execute");
+    let SnapshotResult::Failed { error } = &report.snapshots[0].result else {
+        panic!("{report:?}");
+    };
+    assert_eq!(
+        error,
+        "target Deployment web: no volume cache (the workload's volumes: data, logs)"
+    );
+    assert_eq!(repo.snapshots().await.expect("snapshots").len(), 1);
+    c.reconcile_session("web-daily-ondemand").await;
+
+    // Restore: the operator scales the Deployment down, waits for its pod, then the Job
+    // runs with the claims mounted writable; here the executor writes into fresh volumes.
+    let restore: RestoreSession = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {{name: undo, namespace: {NS}}}
+spec:
+  target: {{apiGroup: apps, kind: Deployment, name: web}}
+  dataSource: {{repository: web-repo, snapshot: {snapshot_name}, encryptionSecret: {{name: enc}}}}
+  addon: {{name: workload-addon, tasks: [{{name: logical-backup-restore}}]}}
+"#
+    ));
+    c.api::<RestoreSession>()
+        .create(&Default::default(), &restore)
+        .await
+        .expect("restore");
+    let running = c.reconcile_restore("undo").await;
+    assert_eq!(
+        running.status.and_then(|s| s.phase),
+        Some(RestorePhase::Running)
+    );
+    assert_eq!(c.replicas().await, Some(0), "scaled down");
+    c.reconcile_restore("undo").await;
+    assert!(
+        c.api::<k8s_openapi::api::batch::v1::Job>()
+            .get_opt("restore-undo")
+            .await
+            .expect("job")
+            .is_none(),
+        "no Job while the pod runs"
+    );
+    c.api::<k8s_openapi::api::core::v1::Pod>()
+        .delete("web-0", &DeleteParams::default())
+        .await
+        .expect("the pod ends");
+    c.reconcile_restore("undo").await;
+    assert!(
+        c.api::<k8s_openapi::api::batch::v1::Job>()
+            .get_opt("restore-undo")
+            .await
+            .expect("job")
+            .is_some(),
+        "the restore Job"
+    );
+
+    let fresh = c.path("fresh");
+    for volume in ["data", "logs"] {
+        std::fs::create_dir_all(fresh.join(volume)).expect("mkdir");
+    }
+    std::fs::write(fresh.join("data/a.txt"), b"stale").expect("stale");
+    let report = execute_restore(&c.client, &c.workload_settings("fresh"), NS, "undo")
+        .await
+        .expect("execute restore");
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.components["data"], ComponentResult::Succeeded);
+    assert_eq!(report.components["logs"], ComponentResult::Succeeded);
+    assert_eq!(
+        tree(&volumes, &[]),
+        tree(&fresh, &[]),
+        "every volume restored byte for byte"
+    );
+    // The executor exits; the Job completes.
+    let complete = serde_json::json!({"status": {"conditions": [
+        {"type": "Complete", "status": "True"},
+    ]}});
+    c.api::<k8s_openapi::api::batch::v1::Job>()
+        .patch_status(
+            "restore-undo",
+            &PatchParams::default(),
+            &Patch::Merge(&complete),
+        )
+        .await
+        .expect("job status");
+    let done = c.reconcile_restore("undo").await;
+    assert_eq!(
+        done.status.and_then(|s| s.phase),
+        Some(RestorePhase::Succeeded)
+    );
+    assert_eq!(c.replicas().await, Some(1), "scaled back");
+
+    // A restore whose volume is not mounted fails naming the mounted ones, and writes
+    // nothing.
+    let partial: RestoreSession = yaml(&format!(
+        r#"
+apiVersion: core.stowaway.dev/v1alpha1
+kind: RestoreSession
+metadata: {{name: partial, namespace: {NS}, annotations: {{stowaway.dev/restore-mode: InPlace}}}}
+spec:
+  target: {{apiGroup: apps, kind: Deployment, name: web}}
+  dataSource: {{repository: web-repo, snapshot: {snapshot_name}, encryptionSecret: {{name: enc}}}}
+  addon: {{name: workload-addon, tasks: [{{name: logical-backup-restore}}]}}
+"#
+    ));
+    c.api::<RestoreSession>()
+        .create(&Default::default(), &partial)
+        .await
+        .expect("restore");
+    let running = c.reconcile_restore("partial").await;
+    assert_eq!(
+        running.status.and_then(|s| s.phase),
+        Some(RestorePhase::Running)
+    );
+    let only_data = c.path("only-data");
+    std::fs::create_dir_all(only_data.join("data")).expect("mkdir");
+    let report = execute_restore(&c.client, &c.workload_settings("only-data"), NS, "partial")
+        .await
+        .expect("execute restore");
+    let ComponentResult::Failed { error } = &report.components["logs"] else {
+        panic!("{report:?}");
+    };
+    assert_eq!(
+        error,
+        "target Deployment web: no volume logs (the workload's volumes: data)"
+    );
+    assert_eq!(
+        std::fs::read_dir(only_data.join("data"))
+            .expect("list")
+            .count(),
+        0,
+        "nothing written"
     );
 }

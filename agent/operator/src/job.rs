@@ -1,5 +1,6 @@
 //! The Job that runs a backup with `stowaway` when the target has no sidecar (a PVC alone, an
-//! external database).
+//! external database), or a restore (a volume restore into a workload mounts the workload's
+//! claims).
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ use crate::backup_configuration::managed_labels;
 use crate::duration::parse_duration;
 use crate::invoker::{Invoker, Member};
 use crate::names;
+use crate::volume_restore::VolumeClaim;
 
 /// How the operator runs executor Jobs (from its own configuration).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +46,9 @@ impl Default for JobSettings {
 
 /// Where a PersistentVolumeClaim target is mounted in the Job.
 pub const TARGET_MOUNT: &str = "/stowaway/target";
+
+/// Label on a restore Job and its pod: the RestoreSession.
+pub const RESTORE_SESSION_LABEL: &str = "stowaway.dev/restore-session";
 
 /// Name of the Job of a BackupSession (of one member, for a BackupBatch).
 pub fn backup_job_name(session: &BackupSession, member: Option<&str>) -> String {
@@ -88,6 +93,8 @@ pub fn backup_job(
             timeout: session.spec.backup_timeout.as_deref(),
             labels,
             owner: session.controller_owner_ref(&()),
+            claims: Vec::new(),
+            security: None,
         },
         settings,
     )
@@ -97,7 +104,7 @@ pub fn backup_job(
 /// is mounted writable.
 pub fn restore_job(session: &RestoreSession, settings: &JobSettings) -> Job {
     let mut labels = managed_labels();
-    labels.insert("stowaway.dev/restore-session".into(), session.name_any());
+    labels.insert(RESTORE_SESSION_LABEL.into(), session.name_any());
     executor_job(
         &ExecutorJob {
             name: restore_job_name(session),
@@ -109,9 +116,57 @@ pub fn restore_job(session: &RestoreSession, settings: &JobSettings) -> Job {
             timeout: session.spec.restore_timeout.as_deref(),
             labels,
             owner: session.controller_owner_ref(&()),
+            claims: Vec::new(),
+            security: None,
         },
         settings,
     )
+}
+
+/// The Job running `stowaway execute restore` for a volume restore into a workload
+/// (`volume_restore`): each claim is mounted writable at
+/// `/stowaway/volumes/<volume-name>` (`injection::VOLUMES_DIR`), where the executor finds
+/// the workload's volumes, and the pod runs as `security` (the workload's user and groups,
+/// `Workload::job_security`).
+pub fn workload_restore_job(
+    session: &RestoreSession,
+    settings: &JobSettings,
+    claims: &[VolumeClaim],
+    security: PodSecurityContext,
+) -> Job {
+    let mut labels = managed_labels();
+    labels.insert(RESTORE_SESSION_LABEL.into(), session.name_any());
+    executor_job(
+        &ExecutorJob {
+            name: restore_job_name(session),
+            action: "restore",
+            session: session.name_any(),
+            member: None,
+            namespace: session.namespace().unwrap_or_default(),
+            target: None,
+            timeout: session.spec.restore_timeout.as_deref(),
+            labels,
+            owner: session.controller_owner_ref(&()),
+            claims: claims
+                .iter()
+                .map(|c| ClaimMount {
+                    volume: names::object_name(&["volume", &c.volume]),
+                    claim: c.claim.clone(),
+                    path: format!("{}/{}", crate::injection::VOLUMES_DIR, c.volume),
+                })
+                .collect(),
+            security: Some(security),
+        },
+        settings,
+    )
+}
+
+/// A claim mounted writable in an executor Job.
+struct ClaimMount {
+    /// The Job's volume name.
+    volume: String,
+    claim: String,
+    path: String,
 }
 
 /// What differs between the executor Jobs of backups and restores.
@@ -127,6 +182,10 @@ struct ExecutorJob<'a> {
     timeout: Option<&'a str>,
     labels: BTreeMap<String, String>,
     owner: Option<OwnerReference>,
+    /// Claims of a workload mounted writable (a volume restore).
+    claims: Vec<ClaimMount>,
+    /// The pod's security context instead of the default (user and group 65534).
+    security: Option<PodSecurityContext>,
 }
 
 /// The Job running `stowaway execute <action>`.
@@ -162,6 +221,22 @@ fn executor_job(job: &ExecutorJob<'_>, settings: &JobSettings) -> Job {
             name: "target".into(),
             mount_path: TARGET_MOUNT.into(),
             read_only: Some(read_only),
+            ..VolumeMount::default()
+        });
+    }
+    for claim in &job.claims {
+        volumes.push(Volume {
+            name: claim.volume.clone(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.claim.clone(),
+                read_only: Some(false),
+            }),
+            ..Volume::default()
+        });
+        mounts.push(VolumeMount {
+            name: claim.volume.clone(),
+            mount_path: claim.path.clone(),
+            read_only: Some(false),
             ..VolumeMount::default()
         });
     }
@@ -243,13 +318,13 @@ fn executor_job(job: &ExecutorJob<'_>, settings: &JobSettings) -> Job {
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     service_account_name: settings.service_account.clone(),
-                    security_context: Some(PodSecurityContext {
+                    security_context: Some(job.security.clone().unwrap_or(PodSecurityContext {
                         run_as_non_root: Some(true),
                         run_as_user: Some(65534),
                         run_as_group: Some(65534),
                         fs_group: Some(65534),
                         ..PodSecurityContext::default()
-                    }),
+                    })),
                     containers: vec![container],
                     volumes: Some(volumes),
                     ..PodSpec::default()

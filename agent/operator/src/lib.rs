@@ -41,6 +41,7 @@ pub mod storage_access;
 #[cfg(test)]
 mod testing;
 pub mod variables;
+pub mod volume_restore;
 pub mod webhook;
 
 /// Chooses ring as the process's TLS crypto provider. Both of rustls's providers are built

@@ -5,6 +5,9 @@
 //! Backups of the target are paused before the restore starts (and only once no backup of it
 //! runs), so that a scheduled backup never reads a half-restored target; they are resumed when
 //! the restore ends, whatever its outcome. Only configurations this restore paused are resumed.
+//!
+//! A volume restore into a workload takes the safe path of [`crate::volume_restore`]: the
+//! workload is scaled down around the restore Job (or, `InPlace`, left running).
 
 use std::time::Duration;
 
@@ -21,6 +24,7 @@ use crate::duration::{deadline, elapsed, format_duration, until};
 use crate::events::Note;
 use crate::executor::{self, Executor, JobState};
 use crate::hooks::{self, Gate, Progress, Stage};
+use crate::volume_restore::{self, BeforeJob, Scale, Workload};
 
 /// Condition: the spec and its references are usable.
 pub const VALIDATION_PASSED: &str = "ValidationPassed";
@@ -46,8 +50,19 @@ pub struct Observed<'a> {
     pub target_found: Option<bool>,
     /// Who runs it.
     pub executor: Executor,
+    /// A volume restore into a workload (`None` for any other restore).
+    pub volume: Option<VolumeObserved<'a>>,
     /// The time of this decision.
     pub now: Timestamp,
+}
+
+/// What [`decide`] sees of the workload of a volume restore.
+#[derive(Clone, Copy, Debug)]
+pub struct VolumeObserved<'a> {
+    /// The workload, when it exists.
+    pub workload: Option<&'a Workload>,
+    /// Whether a pod of the restore Job is still running (a deleted Job's pod may be).
+    pub job_pod_running: bool,
 }
 
 /// What the operator should do.
@@ -63,6 +78,9 @@ pub struct Plan {
     pub create_job: bool,
     /// Delete the executor Job.
     pub delete_job: bool,
+    /// Scale the workload of a volume restore (a merge patch of the workload, before the
+    /// status is written).
+    pub scale: Option<Scale>,
     /// The hook to run now (stage, index in `spec.hooks`); the status is written with its
     /// outcome.
     pub run_hook: Option<(Stage, usize)>,
@@ -107,6 +125,11 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 .map(|s| s.components.keys().collect())
                 .unwrap_or_default();
             let wanted = &session.spec.data_source.components;
+            let components: Vec<String> = if wanted.is_empty() {
+                available.iter().map(|c| (*c).clone()).collect()
+            } else {
+                wanted.clone()
+            };
             let missing: Vec<&str> = wanted
                 .iter()
                 .filter(|c| !available.contains(c))
@@ -133,6 +156,18 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 invalid(&mut status, &mut plan, now, "TargetNotFound", message);
                 return plan;
             }
+            let volume_mode = match &observed.volume {
+                Some(volume) => {
+                    match volume_restore::validate(session, volume.workload, &components) {
+                        Ok(mode) => Some(mode),
+                        Err((reason, message)) => {
+                            invalid(&mut status, &mut plan, now, reason, message);
+                            return plan;
+                        }
+                    }
+                }
+                None => None,
+            };
             conditions::set(
                 &mut status.conditions,
                 VALIDATION_PASSED,
@@ -174,13 +209,31 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 plan.status = status;
                 return plan;
             }
+            // Another volume restore holds the workload scaled down: wait for it to end.
+            if let Some(workload) = observed.volume.and_then(|v| v.workload)
+                && let Some(other) = volume_restore::held_by_other(workload, &session.name_any())
+            {
+                status.phase = Some(RestorePhase::Pending);
+                conditions::set(
+                    &mut status.conditions,
+                    "WaitingForRestore",
+                    true,
+                    "RestoreRunning",
+                    format!(
+                        "waiting for RestoreSession {other}, which scaled {} down, to end",
+                        workload.label()
+                    ),
+                    now,
+                );
+                plan.requeue_after = Some(volume_restore::POLL);
+                plan.status = status;
+                return plan;
+            }
 
             status.phase = Some(RestorePhase::Running);
-            let components: Vec<String> = if wanted.is_empty() {
-                available.into_iter().cloned().collect()
-            } else {
-                wanted.clone()
-            };
+            if let Some(mode) = volume_mode {
+                volume_restore::start(&mut status, mode, now);
+            }
             status.total_components = i32::try_from(components.len()).ok();
             for component in components {
                 status
@@ -227,13 +280,6 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             Gate::Go => {}
         }
     }
-    plan.create_job = executor::ensure(
-        &observed.executor,
-        &mut status.conditions,
-        EXECUTOR_ENSURED,
-        "restore",
-        now,
-    );
     let phases: Vec<RestorePhase> = status
         .components
         .values()
@@ -243,6 +289,48 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         && phases
             .iter()
             .all(|p| matches!(p, RestorePhase::Succeeded | RestorePhase::Failed));
+    // A volume restore: the workload is scaled down and its pods gone before the Job.
+    if let Some(volume) = &observed.volume
+        && !finished
+        && observed.executor == Executor::Job(None)
+    {
+        let deadline = status.restore_deadline.as_ref().map(|t| t.0);
+        match volume_restore::before_job(
+            &mut status,
+            volume.workload,
+            &session.name_any(),
+            deadline,
+            now,
+            &mut plan.events,
+        ) {
+            BeforeJob::Go => {}
+            BeforeJob::Scale(scale) => {
+                plan.scale = Some(scale);
+                plan.requeue_after = Some(volume_restore::POLL);
+                plan.status = status;
+                return plan;
+            }
+            BeforeJob::Wait(wait) => {
+                plan.requeue_after = Some(wait);
+                plan.status = status;
+                return plan;
+            }
+            BeforeJob::Fail { reason, message } => {
+                stop(&mut status, observed, &mut plan, reason, message);
+                return plan;
+            }
+        }
+    }
+    // Finished components need no executor (a stopped restore's Job is not made again).
+    if !finished {
+        plan.create_job = executor::ensure(
+            &observed.executor,
+            &mut status.conditions,
+            EXECUTOR_ENSURED,
+            "restore",
+            now,
+        );
+    }
     if finished {
         let failed: Vec<String> = status
             .components
@@ -362,6 +450,34 @@ fn conclude(
     plan: &mut Plan,
     failure: Option<(&'static str, String)>,
 ) {
+    // A volume restore: the workload is scaled back before the postRestore hooks.
+    if let Some(volume) = &observed.volume {
+        let (_, post_hooks) = hook_lists(observed.session);
+        let hooks_ahead = matches!(
+            hooks::post(post_hooks, status.hooks.as_ref(), failure.is_none()),
+            Progress::Run(_)
+        ) && status
+            .hooks
+            .as_ref()
+            .is_none_or(|h| h.post_hooks.is_empty());
+        let job_running =
+            volume.job_pod_running || observed.executor == Executor::Job(Some(JobState::Active));
+        let after = volume_restore::after_restore(
+            status,
+            volume.workload,
+            &observed.session.name_any(),
+            job_running,
+            hooks_ahead,
+            observed.now,
+            &mut plan.events,
+        );
+        plan.scale = after.scale;
+        if let Some(wait) = after.wait {
+            plan.requeue_after = Some(wait);
+            plan.status = status.clone();
+            return;
+        }
+    }
     match post_hooks_then_outcome(
         status,
         observed.session,

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -16,9 +18,10 @@ use crate::batch_restore;
 use crate::events::Note;
 use crate::executor::Executor;
 use crate::hooks::Stage;
-use crate::job::{job_state, restore_job, restore_job_name};
+use crate::job::{job_state, restore_job, restore_job_name, workload_restore_job};
 use crate::names;
-use crate::restore_session::{Observed, decide, hook_lists};
+use crate::restore_session::{Observed, VolumeObserved, decide, hook_lists};
+use crate::volume_restore::{self, Workload, WorkloadKind};
 
 /// Reconciles one RestoreSession.
 pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -76,7 +79,17 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         }
     }
     let jobs: Api<Job> = Api::namespaced(client.clone(), &namespace);
-    let executor = if has_sidecar(client, session.spec.target.as_ref(), &namespace).await? {
+    // A volume restore into a workload runs in a Job that mounts its claims writable (the
+    // sidecar's mounts are read-only), around which the workload is scaled down.
+    let volume_restore = volume_restore::applies(&session, &snapshots);
+    let workload = match (&session.spec.target, volume_restore) {
+        (Some(target), true) => observe_workload(client, target, &namespace, &name).await?,
+        _ => None,
+    };
+    let job_pod_running = volume_restore && restore_job_running(client, &namespace, &name).await?;
+    let executor = if !volume_restore
+        && has_sidecar(client, session.spec.target.as_ref(), &namespace).await?
+    {
         Executor::Sidecar
     } else {
         Executor::Job(
@@ -93,6 +106,10 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         backup_sessions: &backup_sessions,
         target_found,
         executor,
+        volume: volume_restore.then_some(VolumeObserved {
+            workload: workload.as_ref(),
+            job_pod_running,
+        }),
         now: ctx.now(),
     });
 
@@ -116,6 +133,10 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
             }
         }
     }
+    // The workload's scale (and its record) before the status that relies on it.
+    if let (Some(scale), Some(workload)) = (&plan.scale, &workload) {
+        scale_workload(client, workload, &namespace, &name, scale).await?;
+    }
     if let Some((stage, index)) = plan.run_hook {
         plan.requeue_after = Some(
             run_hook(
@@ -131,7 +152,18 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         );
     }
     if plan.create_job {
-        let job = restore_job(&session, &ctx.job);
+        let job = match &workload {
+            Some(workload) => {
+                let components: Vec<String> = plan.status.components.keys().cloned().collect();
+                workload_restore_job(
+                    &session,
+                    &ctx.job,
+                    &volume_restore::claims_for(workload, &components),
+                    workload.job_security(),
+                )
+            }
+            None => restore_job(&session, &ctx.job),
+        };
         apply::create(&jobs, &job).await?;
         tracing::info!(job = %job.name_any(), restore = %name, "created restore Job");
     }
@@ -145,6 +177,113 @@ pub async fn reconcile(session: Arc<RestoreSession>, ctx: Arc<Context>) -> Resul
         Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
+}
+
+/// The workload of a volume restore (in the target's namespace), its pods, and whether the
+/// restore that scaled it down, when another, is still running; `None` when it does not
+/// exist.
+async fn observe_workload(
+    client: &kube::Client,
+    target: &stowaway_api::common::TypedObjectReference,
+    namespace: &str,
+    session: &str,
+) -> Result<Option<Workload>, Error> {
+    let Some(kind) = WorkloadKind::of(target) else {
+        return Ok(None);
+    };
+    let ns = target.namespace.as_deref().unwrap_or(namespace);
+    let found = match kind {
+        WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(&target.name)
+            .await?
+            .map(|d| Workload::deployment(&d)),
+        WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), ns)
+            .get_opt(&target.name)
+            .await?
+            .map(|s| Workload::stateful_set(&s)),
+        WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .get_opt(&target.name)
+            .await?
+            .map(|d| Workload::daemon_set(&d)),
+    };
+    let Some(mut workload) = found else {
+        return Ok(None);
+    };
+    if let Some(selector) = workload.pod_selector() {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        workload.pods = pods
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        // Sorted: the status names them, and must not change from one reconcile to the next.
+        workload.pods.sort();
+    }
+    if let Some(by) = workload.scaled_down_by()
+        && by.session != session
+    {
+        let restores: Api<RestoreSession> = Api::namespaced(client.clone(), namespace);
+        workload.other_restore_active = restores.get_opt(&by.session).await?.is_some_and(|r| {
+            !matches!(
+                r.status.and_then(|s| s.phase),
+                Some(RestorePhase::Succeeded | RestorePhase::Failed | RestorePhase::Invalid)
+            )
+        });
+    }
+    Ok(Some(workload))
+}
+
+/// Whether a pod of the restore Job of `session` is still running (or about to).
+async fn restore_job_running(
+    client: &kube::Client,
+    namespace: &str,
+    session: &str,
+) -> Result<bool, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{}={session}", crate::job::RESTORE_SESSION_LABEL);
+    Ok(pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .iter()
+        .any(|p| {
+            !matches!(
+                p.status.as_ref().and_then(|s| s.phase.as_deref()),
+                Some("Succeeded" | "Failed")
+            )
+        }))
+}
+
+/// Applies `scale` to the workload (one merge patch of its replicas and annotations).
+async fn scale_workload(
+    client: &kube::Client,
+    workload: &Workload,
+    namespace: &str,
+    session: &str,
+    scale: &volume_restore::Scale,
+) -> Result<(), Error> {
+    let patch = Patch::Merge(scale.patch(session));
+    let params = PatchParams::default();
+    let name = &workload.name;
+    let namespace = workload.namespace.as_deref().unwrap_or(namespace);
+    match workload.kind {
+        WorkloadKind::Deployment => {
+            Api::<Deployment>::namespaced(client.clone(), namespace)
+                .patch(name, &params, &patch)
+                .await?;
+        }
+        WorkloadKind::StatefulSet => {
+            Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .patch(name, &params, &patch)
+                .await?;
+        }
+        // Never planned: a DaemonSet has no replicas (refused unless InPlace).
+        WorkloadKind::DaemonSet => return Ok(()),
+    }
+    tracing::info!(workload = %workload.label(), restore = %session, ?scale, "scaled the workload");
+    Ok(())
 }
 
 /// Reconciles a batch restore: the batch, its runs and snapshots, the member restores.

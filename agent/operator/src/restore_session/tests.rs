@@ -76,6 +76,7 @@ fn decide_with(
         backup_sessions,
         target_found: Some(true),
         executor,
+        volume: None,
         now: at(now),
     })
 }
