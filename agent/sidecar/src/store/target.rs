@@ -10,7 +10,7 @@ use stowaway_operator::injection::INJECT_ANNOTATION;
 
 use super::kube::cluster;
 use super::{KubeStore, SessionStore, StoreError};
-use crate::wire::{BackupInfo, BackupRequest, RestoreRequest, SnapshotInfo};
+use crate::wire::{BackupInfo, BackupRequest, RestoreInfo, RestoreRequest, SnapshotInfo};
 
 /// Environment variable naming the configuration the on-demand API serves, when several
 /// target the workload.
@@ -137,6 +137,10 @@ impl SessionStore for TargetStore {
 
     async fn create_restore(&self, request: &RestoreRequest) -> Result<String, StoreError> {
         self.store().await?.create_restore(request).await
+    }
+
+    async fn restore(&self, name: &str) -> Result<RestoreInfo, StoreError> {
+        self.store().await?.restore(name).await
     }
 }
 
