@@ -1168,3 +1168,102 @@ spec:
         "nothing written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_check_reports_integrity_and_names_the_damaged_snapshots() {
+    let c = Cluster::new().await;
+    make_tree(&c.path("pvc"));
+    let name = c.running_session().await;
+    let report = execute_backup(&c.client, &c.settings("pvc"), NS, &name, None)
+        .await
+        .expect("execute backup");
+    assert!(report.succeeded(), "{report:?}");
+    let snapshot_name = format!("repo-{name}");
+
+    // The next refresh of the Repository checks it: sound.
+    c.reconcile_repository("repo").await;
+    let repo: Repository = c.api().get("repo").await.expect("repository");
+    let status = repo.status.expect("status");
+    assert_eq!(status.integrity, Some(true));
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "IntegrityVerified")
+        .expect("condition");
+    assert_eq!(
+        condition.message.as_deref(),
+        Some("1 snapshot(s) checked: indexes, packs and trees are sound")
+    );
+    assert_eq!(
+        c.snapshot(&snapshot_name)
+            .await
+            .status
+            .expect("s")
+            .integrity,
+        Some(true)
+    );
+
+    // Not due again yet: a refresh does not check (the condition's time stays).
+    let checked_at = condition.last_transition_time.clone();
+    c.reconcile_repository("repo").await;
+    let repo: Repository = c.api().get("repo").await.expect("repository");
+    let again = repo.status.expect("status");
+    let same = again
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "IntegrityVerified");
+    assert_eq!(
+        same.and_then(|c| c.last_transition_time.clone()),
+        checked_at
+    );
+
+    // A pack disappears from the storage; with a 1s interval the next refresh checks again.
+    let data = c.path("storage").join(NS).join("data").join("data");
+    let mut packs = Vec::new();
+    for dir in std::fs::read_dir(&data).expect("data dir") {
+        for file in std::fs::read_dir(dir.expect("entry").path()).expect("pack dir") {
+            packs.push(file.expect("pack").path());
+        }
+    }
+    packs.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
+    std::fs::remove_file(&packs[0]).expect("remove the largest pack");
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        "stowaway.dev/integrity-check-interval": "1s"}}});
+    c.api::<Repository>()
+        .patch("repo", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    c.reconcile_repository("repo").await;
+    let repo: Repository = c.api().get("repo").await.expect("repository");
+    let status = repo.status.expect("status");
+    assert_eq!(status.integrity, Some(false));
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "IntegrityVerified")
+        .expect("condition");
+    assert_eq!(condition.reason.as_deref(), Some("IntegrityCheckFailed"));
+    let message = condition.message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("1 snapshot(s) damaged; first: "),
+        "{message}"
+    );
+    let object = c.snapshot(&snapshot_name).await.status.expect("status");
+    assert_eq!(object.integrity, Some(false));
+    assert_eq!(object.components["dump"].integrity, Some(false));
+    let events = Api::<Event>::namespaced(c.client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("events");
+    assert!(
+        events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("IntegrityCheckFailed")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains(&format!("damaged Snapshots: {snapshot_name}")))
+        }),
+        "{:?}",
+        events.items.iter().map(|e| &e.note).collect::<Vec<_>>()
+    );
+}

@@ -24,6 +24,7 @@ pub mod health;
 pub mod hooks;
 pub mod http;
 pub mod injection;
+pub mod integrity;
 pub mod invoker;
 pub mod job;
 pub mod leader;

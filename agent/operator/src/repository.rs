@@ -17,6 +17,7 @@ use stowaway_api::{Repository, Snapshot, size};
 
 use crate::conditions;
 use crate::events::Note;
+use crate::integrity;
 use crate::names;
 use crate::snapshot_mirror;
 use crate::storage_access::RepositoryFacts;
@@ -83,6 +84,8 @@ pub struct Observed<'a> {
     pub snapshots: &'a [Snapshot],
     /// The time of this decision.
     pub now: Timestamp,
+    /// The integrity check this reconcile ran, if one was due ([`integrity`]).
+    pub integrity: Option<integrity::CheckResult>,
 }
 
 /// What to do once the Repository is being deleted.
@@ -108,6 +111,8 @@ pub struct Plan {
     pub delete_snapshots: Vec<String>,
     /// Snapshot objects mirroring the repository's snapshots ([`snapshot_mirror`]).
     pub mirror: snapshot_mirror::Plan,
+    /// Snapshot objects whose integrity the check changed, with the new value.
+    pub snapshot_integrity: Vec<(String, bool)>,
     /// Events to record on the repository.
     pub events: Vec<Note>,
     /// When to look again.
@@ -188,6 +193,9 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             let objects = after_mirroring(&own, &plan.mirror);
             let objects: Vec<&Snapshot> = objects.iter().collect();
             status.recent_snapshots = recent_snapshots(&objects, facts);
+            if let Some(result) = &observed.integrity {
+                apply_check(&mut plan, &mut status, &previous, &objects, result, now);
+            }
             if !conditions::is_true(&previous.conditions, REPOSITORY_INITIALIZED) {
                 plan.events.push(Note::normal(
                     INITIALIZATION_SUCCEEDED,
@@ -227,6 +235,49 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     });
     plan.status = Some(status);
     plan
+}
+
+/// Records an integrity check: the Repository's integrity and condition, the Snapshot
+/// objects' integrity, and a warning when the check found damage it had not reported yet.
+fn apply_check(
+    plan: &mut Plan,
+    status: &mut RepositoryStatus,
+    previous: &RepositoryStatus,
+    objects: &[&Snapshot],
+    result: &integrity::CheckResult,
+    now: Timestamp,
+) {
+    let condition = integrity::condition(result, now);
+    status.integrity = Some(result.errors.is_empty());
+    let before = conditions::get(&previous.conditions, integrity::INTEGRITY_VERIFIED);
+    let reported = before.is_some_and(|c| c.message == condition.message);
+    if !result.errors.is_empty() && !reported {
+        let mut damaged: Vec<String> = objects
+            .iter()
+            .filter(|o| {
+                o.spec
+                    .snapshot_id
+                    .as_deref()
+                    .is_some_and(|id| result.damaged().contains(id))
+            })
+            .map(|o| o.name_any())
+            .collect();
+        damaged.sort();
+        let names = if damaged.is_empty() {
+            String::new()
+        } else {
+            format!("; damaged Snapshots: {}", damaged.join(", "))
+        };
+        plan.events.push(Note::warning(
+            integrity::CHECK_FAILED,
+            format!("{}{names}", condition.message.clone().unwrap_or_default()),
+        ));
+    }
+    status
+        .conditions
+        .retain(|c| c.type_ != integrity::INTEGRITY_VERIFIED);
+    status.conditions.push(condition);
+    plan.snapshot_integrity = integrity::snapshot_updates(objects, result);
 }
 
 /// The newest [`RECENT_SNAPSHOTS`] snapshots, newest first: every Snapshot object of the
@@ -404,6 +455,7 @@ mod tests {
 
     fn observe<'a>(repo: &'a Repository, outcome: Outcome, snaps: &'a [Snapshot]) -> Observed<'a> {
         Observed {
+            integrity: None,
             repository: repo,
             outcome,
             snapshots: snaps,

@@ -286,11 +286,7 @@ async fn of_two_replicas_exactly_one_backs_up_and_the_data_round_trips() {
     let (a, b) = (c.agent("web-a"), c.agent("web-b"));
     let (sweep_a, sweep_b) = tokio::join!(a.sweep(), b.sweep());
     let (sweep_a, sweep_b) = (sweep_a.expect("sweep a"), sweep_b.expect("sweep b"));
-    let started: Vec<_> = sweep_a
-        .started
-        .into_iter()
-        .chain(sweep_b.started)
-        .collect();
+    let started: Vec<_> = sweep_a.started.into_iter().chain(sweep_b.started).collect();
     assert_eq!(started.len(), 1, "exactly one replica runs the session");
     assert_eq!(started[0].work.kind, WorkKind::Backup);
     assert_eq!(started[0].work.session, name);
@@ -319,7 +315,10 @@ async fn of_two_replicas_exactly_one_backs_up_and_the_data_round_trips() {
     let components: Vec<&str> = status.components.keys().map(String::as_str).collect();
     assert_eq!(components, ["data", "logs"], "one component per pod volume");
 
-    assert!(snapshot.spec.snapshot_id.is_some(), "the repository's id is recorded");
+    assert!(
+        snapshot.spec.snapshot_id.is_some(),
+        "the repository's id is recorded"
+    );
 
     // A restore handed to the sidecars (as the operator does for work over the network) is
     // claimed and run the same way; here into fresh volumes, compared byte for byte.
@@ -380,7 +379,11 @@ async fn work_interrupted_by_a_restart_or_a_lost_pod_is_marked_failed() {
         sweep.started.is_empty() && sweep.interrupted.is_empty(),
         "web-a runs and holds the claim"
     );
-    let sweep = c.agent("web-a").sweep().await.expect("a's pass after a restart");
+    let sweep = c
+        .agent("web-a")
+        .sweep()
+        .await
+        .expect("a's pass after a restart");
     assert!(sweep.started.is_empty());
     assert_eq!(sweep.interrupted.len(), 1);
     let message = "interrupted: the sidecar in pod web-a restarted while running it";
@@ -388,7 +391,11 @@ async fn work_interrupted_by_a_restart_or_a_lost_pod_is_marked_failed() {
     let session = c.reconcile_session(&name).await;
     let status = session.status.expect("status");
     assert_eq!(status.phase, Some(BackupSessionPhase::Failed));
-    let snapshot: Snapshot = c.api().get(&status.snapshots[0].name).await.expect("Snapshot");
+    let snapshot: Snapshot = c
+        .api()
+        .get(&status.snapshots[0].name)
+        .await
+        .expect("Snapshot");
     let snapshot = snapshot.status.expect("snapshot status");
     assert_eq!(snapshot.phase, Some(RunPhase::Failed));
     assert_eq!(
@@ -406,7 +413,8 @@ async fn work_interrupted_by_a_restart_or_a_lost_pod_is_marked_failed() {
     );
 
     // A restore claimed by a pod that is gone: another replica fails what was left.
-    c.sidecar_restore("back", "Running", &[("web-gone", "Succeeded")]).await;
+    c.sidecar_restore("back", "Running", &[("web-gone", "Succeeded")])
+        .await;
     let api: Api<RestoreSession> = c.api();
     let sweep = c.agent("web-b").sweep().await.expect("pass");
     assert_eq!(sweep.interrupted.len(), 1);
@@ -419,7 +427,9 @@ async fn work_interrupted_by_a_restart_or_a_lost_pod_is_marked_failed() {
     assert_eq!(components["data"].phase, Some(RestorePhase::Failed));
     assert_eq!(
         components["data"].error.as_deref(),
-        Some("interrupted: pod web-gone, whose sidecar was running it, is gone or no longer running")
+        Some(
+            "interrupted: pod web-gone, whose sidecar was running it, is gone or no longer running"
+        )
     );
     assert_eq!(
         components["logs"].phase,

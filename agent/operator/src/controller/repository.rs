@@ -6,13 +6,15 @@
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use stowaway_api::common::DeletionPolicy;
 use stowaway_api::{Repository, Snapshot};
+use stowaway_repository::CheckOptions;
 use stowaway_storage::Storage;
 
 use super::{Context, Error, apply};
+use crate::integrity::{self, CheckResult};
 use crate::names;
 use crate::repository::{
     self as decision, Finalize, Observed, Outcome, decide, has_finalizer, is_deleting, is_paused,
@@ -46,10 +48,10 @@ pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Actio
     } else {
         None
     };
-    let outcome = match (&storage, deleting) {
-        (Some(Ok(storage)), false) => open(client, &repo, &namespace, storage).await?,
-        (Some(Err(problem)), false) => problem.clone(),
-        _ => Outcome::NotChecked,
+    let (outcome, integrity) = match (&storage, deleting) {
+        (Some(Ok(storage)), false) => open(client, &repo, &namespace, storage, ctx.now()).await?,
+        (Some(Err(problem)), false) => (problem.clone(), None),
+        _ => (Outcome::NotChecked, None),
     };
 
     let plan = decide(&Observed {
@@ -57,12 +59,16 @@ pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Actio
         outcome,
         snapshots: &snapshots,
         now: ctx.now(),
+        integrity,
     });
 
     if plan.add_finalizer {
         apply::add_finalizer(&api, repo.as_ref(), names::FINALIZER).await?;
     }
     mirror(&snapshots_api, &plan.mirror).await?;
+    for (snapshot, sound) in &plan.snapshot_integrity {
+        write_integrity(&snapshots_api, snapshot, *sound).await?;
+    }
     if let Some(status) = &plan.status {
         apply::status(&api, &name, repo.status.as_ref(), status).await?;
     }
@@ -176,57 +182,146 @@ async fn password(
 }
 
 /// Opens (or creates) the repository with the password of its encryption Secret and reads
-/// what the status shows.
+/// what the status shows; checks its integrity when a check is due.
 async fn open(
     client: &kube::Client,
     repo: &Repository,
     namespace: &str,
     storage: &Storage,
-) -> Result<Outcome, Error> {
+    now: jiff::Timestamp,
+) -> Result<(Outcome, Option<CheckResult>), Error> {
     let SecretPassword { password, secret } = match password(client, repo, namespace).await? {
         Ok(found) => found,
         Err(message) => {
-            return Ok(Outcome::Problem {
-                reason: decision::ENCRYPTION_SECRET_NOT_AVAILABLE,
-                message,
-            });
+            return Ok((
+                Outcome::Problem {
+                    reason: decision::ENCRYPTION_SECRET_NOT_AVAILABLE,
+                    message,
+                },
+                None,
+            ));
         }
     };
     let location = storage.describe();
     let (opened, created) = match storage_access::open_or_init(storage, &password).await {
         Ok(found) => found,
         Err(RepositoryError::WrongPassword) => {
-            return Ok(Outcome::Problem {
-                reason: decision::WRONG_PASSWORD,
-                message: format!(
-                    "the password in Secret {secret} opens no key of the repository at \
+            return Ok((
+                Outcome::Problem {
+                    reason: decision::WRONG_PASSWORD,
+                    message: format!(
+                        "the password in Secret {secret} opens no key of the repository at \
                      {location}: put the repository's password in the Secret"
-                ),
-            });
+                    ),
+                },
+                None,
+            ));
         }
         Err(e @ RepositoryError::PathNotEmpty { .. }) => {
-            return Ok(Outcome::Problem {
-                reason: decision::PATH_NOT_EMPTY,
-                message: e.to_string(),
-            });
+            return Ok((
+                Outcome::Problem {
+                    reason: decision::PATH_NOT_EMPTY,
+                    message: e.to_string(),
+                },
+                None,
+            ));
         }
         Err(e) => {
-            return Ok(Outcome::Problem {
-                reason: decision::INITIALIZATION_FAILED,
-                message: format!("{location}: {e}"),
-            });
+            return Ok((
+                Outcome::Problem {
+                    reason: decision::INITIALIZATION_FAILED,
+                    message: format!("{location}: {e}"),
+                },
+                None,
+            ));
         }
     };
     if created {
         tracing::info!(repository = %repo.name_any(), %namespace, %location, "created repository");
     }
-    Ok(match storage_access::repository_facts(&opened).await {
-        Ok(facts) => Outcome::Opened { created, facts },
-        Err(e) => Outcome::Problem {
-            reason: decision::INITIALIZATION_FAILED,
-            message: format!("reading the repository at {location}: {e}"),
-        },
+    let facts = match storage_access::repository_facts(&opened).await {
+        Ok(facts) => facts,
+        Err(e) => {
+            return Ok((
+                Outcome::Problem {
+                    reason: decision::INITIALIZATION_FAILED,
+                    message: format!("reading the repository at {location}: {e}"),
+                },
+                None,
+            ));
+        }
+    };
+    let check = if integrity::due(repo, now) {
+        check(&opened, &location).await
+    } else {
+        None
+    };
+    Ok((Outcome::Opened { created, facts }, check))
+}
+
+/// Checks the repository's structure (`stowaway check` without `--read-data`) under an
+/// exclusive lock; `None` (tried again at the next refresh) when the lock is held or the
+/// check cannot run.
+async fn check(repo: &stowaway_repository::Repository, location: &str) -> Option<CheckResult> {
+    let lock = match repo.lock(true, "integrity check").await {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::info!(%location, error = %e, "integrity check postponed: the repository is locked");
+            return None;
+        }
+    };
+    let report = repo.check(CheckOptions { read_data: false }, &()).await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!(%location, error = %e, "releasing the integrity check's lock");
+    }
+    let report = match report {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::warn!(%location, error = %e, "the integrity check could not run");
+            return None;
+        }
+    };
+    let checked = match repo.snapshot_ids().await {
+        Ok(ids) => ids.iter().map(|id| id.to_hex()).collect(),
+        Err(e) => {
+            tracing::warn!(%location, error = %e, "listing the snapshots after the integrity check");
+            return None;
+        }
+    };
+    tracing::info!(%location, errors = report.errors.len(), "integrity checked");
+    Some(CheckResult {
+        errors: report
+            .errors
+            .iter()
+            .map(|e| {
+                (
+                    e.to_string(),
+                    e.snapshots.iter().map(|id| id.to_hex()).collect(),
+                )
+            })
+            .collect(),
+        checked,
     })
+}
+
+/// Writes a Snapshot object's integrity, and its components'.
+async fn write_integrity(api: &Api<Snapshot>, name: &str, sound: bool) -> Result<(), Error> {
+    let Some(object) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let components: serde_json::Map<String, serde_json::Value> = object
+        .status
+        .iter()
+        .flat_map(|s| s.components.keys())
+        .map(|c| (c.clone(), serde_json::json!({ "integrity": sound })))
+        .collect();
+    let patch = serde_json::json!({"status": {"integrity": sound, "components": components}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    if !sound {
+        tracing::warn!(snapshot = %name, "the integrity check found this snapshot damaged");
+    }
+    Ok(())
 }
 
 /// Opens the repository of the Repository object `repo` with its encryption Secret, for

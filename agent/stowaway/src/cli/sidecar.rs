@@ -14,10 +14,10 @@ use stowaway_runtime::{Runtime, RuntimeOptions};
 use stowaway_sidecar::api::{ApiConfig, LoopbackAddr};
 use stowaway_sidecar::cluster::ClusterOptions;
 use stowaway_sidecar::identity::Identity;
-use stowaway_sidecar::token::Token;
 use stowaway_sidecar::standalone::Standalone;
 use stowaway_sidecar::standalone::clock::SystemClock;
 use stowaway_sidecar::standalone::config::Config;
+use stowaway_sidecar::token::Token;
 
 use super::Global;
 

@@ -145,8 +145,15 @@ fn sigterm_during_a_backup_commits_nothing() {
 #[test]
 fn without_a_configuration_or_with_a_bad_one_it_says_why() {
     let env = Env::new();
+    // Without --config it is the in-cluster sidecar, which needs the injector's environment.
     let err = env.fail(&["sidecar"]);
-    assert!(err.contains("give --config FILE"), "{err}");
+    assert!(
+        err.contains(
+            "environment variable STOWAWAY_TARGET_KIND is not set: `stowaway sidecar` runs in a \
+             pod the Stowaway injector prepared (or pass --config FILE for the standalone sidecar)"
+        ),
+        "{err}"
+    );
     let config = env.path("bad.yaml");
     std::fs::write(
         &config,
