@@ -5,8 +5,7 @@
 //! the outcome back.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
@@ -25,81 +24,19 @@ use stowaway_api::{
 use stowaway_executor::{
     ComponentResult, ExecuteError, Settings, SnapshotResult, execute_backup, execute_restore,
 };
-use stowaway_operator::addon_registry::{AddonParameter, BuiltinAddon};
 use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
-use stowaway_runtime::{Operation, Runtime, RuntimeOptions};
 use stowaway_storage::Storage;
+use stowaway_testkit::{make_tree, password_secret, runtime, tree, yaml};
 
 const NS: &str = "demo";
 const PASSWORD: &str = "correct horse battery staple";
-
-fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
-    serde_yaml::from_str(text).expect("test manifest")
-}
-
-fn secret(name: &str, password: &str) -> Secret {
-    Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "RESTIC_PASSWORD".to_owned(),
-            ByteString(password.as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    }
-}
 
 fn pvc(name: &str) -> PersistentVolumeClaim {
     let mut claim = PersistentVolumeClaim::default();
     claim.metadata.name = Some(name.into());
     claim.metadata.namespace = Some(NS.into());
     claim
-}
-
-fn runtime() -> Runtime {
-    Runtime::new(RuntimeOptions {
-        cache_dir: Some(std::env::temp_dir().join("stowaway-executor-tests")),
-        no_cache: false,
-    })
-    .expect("runtime")
-}
-
-/// The built-in addons as they describe themselves, for the operator's addon registry.
-fn builtin_addons() -> Vec<BuiltinAddon> {
-    let runtime = runtime();
-    stowaway_addons::builtin_names()
-        .map(|name| {
-            let bytes = stowaway_addons::builtin(name).expect("built in");
-            let addon = runtime.load(bytes, name).expect("load");
-            let info = addon.info();
-            BuiltinAddon {
-                name: info.name.clone(),
-                version: info.version.clone(),
-                description: info.description.clone(),
-                digest: addon.digest().to_owned(),
-                target_kinds: info.target_kinds.clone(),
-                backup: info.operations.contains(&Operation::Backup),
-                restore: info.operations.contains(&Operation::Restore),
-                parameters: info
-                    .parameters
-                    .iter()
-                    .map(|p| AddonParameter {
-                        name: p.name.clone(),
-                        kind: serde_json::to_value(p.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default(),
-                        description: p.description.clone(),
-                        default: p.default.clone(),
-                    })
-                    .collect(),
-            }
-        })
-        .collect()
 }
 
 /// A cluster with the objects of one test and the directories behind them.
@@ -165,7 +102,7 @@ spec:
             .with_status_subresource::<k8s_openapi::api::batch::v1::Job>()
             .with_object(storage)
             .with_object(config)
-            .with_object(secret("enc", PASSWORD))
+            .with_object(password_secret(NS, "enc", PASSWORD))
             .with_object(pvc("data"))
             .with_object(pvc("data-copy"))
             .build()
@@ -174,7 +111,7 @@ spec:
         let ctx = Arc::new(Context::new(
             client.clone(),
             JobSettings::default(),
-            builtin_addons(),
+            stowaway_testkit::builtin_addons(runtime("executor")),
         ));
         Cluster { client, ctx, dir }
     }
@@ -193,9 +130,7 @@ spec:
     fn settings(&self, target: &str) -> Settings {
         Settings {
             target_root: self.path(target),
-            ..Settings::new(runtime(), stowaway_addons::builtin, || {
-                stowaway_addons::builtin_names().collect()
-            })
+            ..stowaway_testkit::settings(runtime("executor"))
         }
     }
 
@@ -281,73 +216,6 @@ spec:
             .await
             .expect("open the repository")
     }
-}
-
-/// A tree with nested directories, an empty file, a file of several chunks, a symlink and
-/// unusual permissions.
-fn make_tree(root: &Path) {
-    let write = |rel: &str, data: &[u8]| {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, data).expect("write");
-    };
-    write("a.txt", b"hello from the volume\n");
-    write("empty", b"");
-    write("docs/readme.md", b"# docs\n");
-    write("docs/deep/er/file.bin", &[7u8; 4096]);
-    let mut big = Vec::with_capacity(3 << 20);
-    let mut x: u32 = 0x1234_5678;
-    while big.len() < 3 << 20 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        big.extend_from_slice(&x.to_le_bytes());
-    }
-    write("data/big.bin", &big);
-    std::os::unix::fs::symlink("docs/readme.md", root.join("link")).expect("symlink");
-    std::fs::set_permissions(
-        root.join("docs/readme.md"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("chmod");
-}
-
-/// Every entry under `root` (relative path → kind, mode, content or link target), with
-/// `skip` left out.
-fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, (String, u32, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, (String, u32, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .expect("list")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let rel = path
-                .strip_prefix(root)
-                .expect("relative")
-                .display()
-                .to_string();
-            let meta = std::fs::symlink_metadata(&path).expect("lstat");
-            let mode = meta.mode() & 0o7777;
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&path).expect("readlink");
-                out.insert(
-                    rel,
-                    ("symlink".into(), 0, target.display().to_string().into()),
-                );
-            } else if meta.is_dir() {
-                out.insert(rel, ("dir".into(), mode, Vec::new()));
-                walk(root, &path, out);
-            } else {
-                let content = std::fs::read(&path).expect("read");
-                out.insert(rel, (format!("file {}", meta.mtime()), mode, content));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out.retain(|k, _| !skip.iter().any(|s| k == s));
-    out
 }
 
 async fn restore_latest(c: &Cluster, name: &str) {
@@ -848,7 +716,7 @@ async fn a_selector_usage_policy_is_trusted_to_the_repository_when_namespaces_ar
     c.ctx = Arc::new(Context::new(
         operator_client,
         JobSettings::default(),
-        builtin_addons(),
+        stowaway_testkit::builtin_addons(runtime("executor")),
     ));
     let name = c.running_session().await;
 

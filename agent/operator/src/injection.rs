@@ -59,6 +59,9 @@ pub struct SidecarSettings {
     pub api_port: u16,
     /// Deny a pod when the webhook cannot decide (instead of admitting it without a sidecar).
     pub fail_closed: bool,
+    /// Whether this sidecar's on-demand API may create RestoreSessions
+    /// (`STOWAWAY_ALLOW_RESTORE`); set per pod from [`Decision::Inject`].
+    pub allow_restore: bool,
 }
 
 impl Default for SidecarSettings {
@@ -69,6 +72,7 @@ impl Default for SidecarSettings {
             resources: None,
             api_port: 8089,
             fail_closed: false,
+            allow_restore: false,
         }
     }
 }
@@ -100,6 +104,10 @@ pub enum Decision {
         target: TypedObjectReference,
         /// What asked for it.
         because: String,
+        /// Whether the sidecar's on-demand API may create RestoreSessions: the annotation
+        /// `stowaway.dev/allow-restore: "true"` on the pod or on the BackupConfiguration in
+        /// sidecar mode (the one that also grants the sidecar RestoreSession creation).
+        allow_restore: bool,
     },
     /// Leave the pod alone.
     Skip(String),
@@ -143,6 +151,12 @@ fn asks(annotations: Option<&BTreeMap<String, String>>) -> Option<bool> {
         .map(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+fn allows_restore(annotations: Option<&BTreeMap<String, String>>) -> bool {
+    annotations
+        .and_then(|a| a.get(crate::sidecar_rbac::ALLOW_RESTORE_ANNOTATION))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// Whether `pod` gets the sidecar, given the BackupConfigurations of its namespace.
 pub fn decide(pod: &Pod, configs: &[BackupConfiguration]) -> Decision {
     let containers = pod.spec.as_ref().map(|s| s.containers.as_slice());
@@ -173,6 +187,7 @@ pub fn decide(pod: &Pod, configs: &[BackupConfiguration]) -> Decision {
         return Decision::Inject {
             target,
             because: format!("the pod carries {INJECT_ANNOTATION}: true"),
+            allow_restore: allows_restore(pod.metadata.annotations.as_ref()),
         };
     }
     let Some(workload) = workload else {
@@ -194,6 +209,8 @@ pub fn decide(pod: &Pod, configs: &[BackupConfiguration]) -> Decision {
                 workload.name
             ),
             target: workload,
+            allow_restore: allows_restore(pod.metadata.annotations.as_ref())
+                || allows_restore(config.metadata.annotations.as_ref()),
         },
         None => Decision::Skip(format!(
             "no BackupConfiguration in sidecar mode targets {} {}",
@@ -322,6 +339,10 @@ pub fn inject(pod: &Pod, target: &TypedObjectReference, settings: &SidecarSettin
         value("STOWAWAY_SOCKET", format!("{SOCKET_DIR}/sidecar.sock")),
         value("STOWAWAY_API_PORT", settings.api_port.to_string()),
     ];
+    let mut env = env;
+    if settings.allow_restore {
+        env.push(value("STOWAWAY_ALLOW_RESTORE", "true".into()));
+    }
     let (run_as_user, run_as_group) = app_user.unwrap_or((None, None));
     spec.containers.push(Container {
         name: CONTAINER.into(),

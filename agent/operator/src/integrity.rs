@@ -167,7 +167,8 @@ mod tests {
         let mut repo: Repository = serde_json::from_value(serde_json::json!({
                 "apiVersion": "storage.stowaway.dev/v1alpha1", "kind": "Repository",
                 "metadata": {"name": "r", "namespace": "demo"},
-                "spec": {"storageRef": {"name": "s"}, "path": "p"}}))
+                "spec": {"appRef": {"apiGroup": "apps", "kind": "Deployment", "name": "web"},
+                         "storageRef": {"name": "s"}, "path": "p"}}))
         .expect("repository");
         if let Some(value) = annotation {
             repo.annotations_mut()

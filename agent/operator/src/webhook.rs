@@ -184,9 +184,17 @@ async fn inject_response(
             tracing::debug!(%namespace, reason = %why, "no sidecar");
             allowed
         }
-        Decision::Inject { target, because } => {
-            tracing::info!(%namespace, kind = %target.kind, name = %target.name, %because, "injecting the sidecar");
-            match allowed.clone().with_patch(patch(&pod, &target, sidecar)) {
+        Decision::Inject {
+            target,
+            because,
+            allow_restore,
+        } => {
+            tracing::info!(%namespace, kind = %target.kind, name = %target.name, %because, allow_restore, "injecting the sidecar");
+            let settings = SidecarSettings {
+                allow_restore,
+                ..sidecar.clone()
+            };
+            match allowed.clone().with_patch(patch(&pod, &target, &settings)) {
                 Ok(response) => response,
                 Err(e) if sidecar.fail_closed => {
                     allowed.deny(format!("cannot encode the sidecar patch: {e}"))

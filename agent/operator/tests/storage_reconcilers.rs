@@ -1171,7 +1171,11 @@ async fn repository_snapshots_without_objects_are_mirrored_and_forgotten_ones_re
         })
     );
     assert_eq!(status.total_components, Some(2));
-    assert_eq!(status.integrity, None, "listing does not verify data");
+    assert_eq!(
+        status.integrity,
+        Some(true),
+        "the refresh's integrity check walked the mirrored snapshot"
+    );
     let dump = &status.components["dump.sql"];
     assert_eq!(dump.kind, Some(ComponentKind::Stream));
     assert_eq!(dump.size.as_deref(), Some("23 B"));

@@ -103,7 +103,12 @@ fn a_deployment_pod_in_sidecar_mode_gets_the_sidecar_with_its_data_read_only() {
         config("other", "Deployment", "api", true),
         config("web-backup", "Deployment", "web", true),
     ];
-    let Decision::Inject { target, because } = decide(&pod(&value), &configs) else {
+    let Decision::Inject {
+        target,
+        because,
+        allow_restore,
+    } = decide(&pod(&value), &configs)
+    else {
         panic!("expected injection");
     };
     assert_eq!(
@@ -114,6 +119,7 @@ fn a_deployment_pod_in_sidecar_mode_gets_the_sidecar_with_its_data_read_only() {
         because,
         "BackupConfiguration web-backup targets Deployment web in sidecar mode"
     );
+    assert!(!allow_restore, "restores are off unless annotated");
     let out = patched(&value, &target);
 
     assert_eq!(
@@ -192,7 +198,12 @@ fn a_deployment_pod_in_sidecar_mode_gets_the_sidecar_with_its_data_read_only() {
 fn a_statefulset_pod_annotated_for_injection_gets_the_sidecar() {
     let mut value = statefulset_pod();
     value["metadata"]["annotations"] = json!({"stowaway.dev/inject": "true"});
-    let Decision::Inject { target, because } = decide(&pod(&value), &[]) else {
+    let Decision::Inject {
+        target,
+        because,
+        allow_restore,
+    } = decide(&pod(&value), &[])
+    else {
         panic!("expected injection");
     };
     assert_eq!(
@@ -200,6 +211,7 @@ fn a_statefulset_pod_annotated_for_injection_gets_the_sidecar() {
         ("StatefulSet", "pg")
     );
     assert_eq!(because, "the pod carries stowaway.dev/inject: true");
+    assert!(!allow_restore);
     let out = patched(&value, &target);
     let sidecar = container(&out, CONTAINER);
     assert_eq!(
@@ -259,5 +271,41 @@ fn a_replicaset_without_the_hash_label_is_its_own_workload() {
     assert_eq!(
         (workload.kind.as_str(), workload.name.as_str()),
         ("ReplicaSet", "web-5d8f7c9b4")
+    );
+}
+
+#[test]
+fn an_annotated_configuration_lets_the_sidecar_create_restores() {
+    let value = deployment_pod();
+    let mut allowing = config("web-backup", "Deployment", "web", true);
+    allowing
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("stowaway.dev/allow-restore".into(), "true".into());
+    let Decision::Inject {
+        target,
+        allow_restore,
+        ..
+    } = decide(&pod(&value), &[allowing])
+    else {
+        panic!("expected injection");
+    };
+    assert!(allow_restore);
+    let settings = SidecarSettings {
+        allow_restore,
+        ..SidecarSettings::default()
+    };
+    let mut out = value.clone();
+    json_patch::patch(&mut out, &patch(&pod(&value), &target, &settings).0).expect("applies");
+    let env = container(&out, CONTAINER)["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "STOWAWAY_ALLOW_RESTORE")
+        .cloned();
+    assert_eq!(
+        env,
+        Some(json!({"name": "STOWAWAY_ALLOW_RESTORE", "value": "true"}))
     );
 }
