@@ -9,7 +9,7 @@
 //! |---|---|
 //! | a BackupSession: one backup per repository, recorded in its Snapshot objects | [`backup`] |
 //! | a RestoreSession: the listed components into the target | [`restore`] |
-//! | what the addon is granted for a target (volume, endpoint, credentials) | [`target`] |
+//! | what the addon is granted for a target (a claim, a workload's volumes, an endpoint, credentials) | [`target`] |
 //! | task parameters as the addon's `NAME=VALUE` pairs | [`params`] |
 //! | Repository → BackupStorage → Secrets → the opened repository | [`repository`] |
 //! | restoring beside the data, then moving it into place | [`staging`] |
@@ -17,7 +17,7 @@
 //! | status writes and the reports returned | [`report`] |
 //! | failing work an interrupted executor left unfinished | [`interrupted`] |
 //! | progress in the log | [`progress`] |
-//! | settings (runtime, built-in addons, target root, host name) | [`settings`] |
+//! | settings (runtime, built-in addons, target root, volumes directory, host name) | [`settings`] |
 //! | errors | [`error`] |
 //!
 //! ```no_run
