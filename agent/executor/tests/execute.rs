@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use kube_fake_client::ClientBuilder;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::restore_session::RestorePhase;
@@ -27,7 +26,9 @@ use stowaway_executor::{
 use stowaway_operator::controller::{self, Context};
 use stowaway_operator::job::JobSettings;
 use stowaway_storage::Storage;
-use stowaway_testkit::{make_tree, password_secret, runtime, tree, yaml};
+use stowaway_testkit::{
+    fake_cluster, local_storage, make_tree, password_secret, runtime, tree, yaml,
+};
 
 const NS: &str = "demo";
 const PASSWORD: &str = "correct horse battery staple";
@@ -52,17 +53,7 @@ impl Cluster {
         for sub in ["storage", "pvc", "restored"] {
             std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
         }
-        let storage: BackupStorage = yaml(&format!(
-            r#"
-apiVersion: storage.stowaway.dev/v1alpha1
-kind: BackupStorage
-metadata: {{name: store, namespace: {NS}}}
-spec:
-  storage: {{provider: local, local: {{mountPath: "{}"}}}}
-  deletionPolicy: Delete
-"#,
-            dir.path().join("storage").display()
-        ));
+        let storage = local_storage(NS, &dir.path().join("storage"));
         let config: BackupConfiguration = yaml(&format!(
             r#"
 apiVersion: core.stowaway.dev/v1alpha1
@@ -80,26 +71,7 @@ spec:
         - {{name: repo, backend: local, directory: {NS}/data, encryptionSecret: {{name: enc}}}}
 "#
         ));
-        let client = ClientBuilder::new()
-            .with_resource::<BackupStorage>()
-            .with_status_subresource::<BackupStorage>()
-            .with_resource::<Repository>()
-            .with_status_subresource::<Repository>()
-            .with_resource::<Snapshot>()
-            .with_status_subresource::<Snapshot>()
-            .with_resource::<BackupConfiguration>()
-            .with_status_subresource::<BackupConfiguration>()
-            .with_resource::<BackupBatch>()
-            .with_status_subresource::<BackupBatch>()
-            .with_resource::<BackupSession>()
-            .with_status_subresource::<BackupSession>()
-            .with_resource::<RestoreSession>()
-            .with_status_subresource::<RestoreSession>()
-            .with_resource::<stowaway_api::RetentionPolicy>()
-            .with_resource::<stowaway_api::HookTemplate>()
-            .with_resource::<stowaway_api::Addon>()
-            .with_resource::<Event>()
-            .with_status_subresource::<k8s_openapi::api::batch::v1::Job>()
+        let client = fake_cluster()
             .with_object(storage)
             .with_object(config)
             .with_object(password_secret(NS, "enc", PASSWORD))

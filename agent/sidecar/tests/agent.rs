@@ -11,16 +11,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use kube_fake_client::ClientBuilder;
 use stowaway_api::backup_session::BackupSessionPhase;
 use stowaway_api::common::RunPhase;
 use stowaway_api::restore_session::RestorePhase;
 use stowaway_api::{
-    BackupBatch, BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession,
-    Snapshot,
+    BackupConfiguration, BackupSession, BackupStorage, Repository, RestoreSession, Snapshot,
 };
 use stowaway_executor::Settings;
 use stowaway_operator::claim::claim_annotation;
@@ -30,7 +27,9 @@ use stowaway_operator::names::{SIDECAR_TARGET_LABEL, sidecar_target};
 use stowaway_sidecar::agent::{Agent, WorkKind};
 use stowaway_sidecar::identity::Identity;
 use stowaway_storage::Storage;
-use stowaway_testkit::{make_tree, password_secret, runtime, tree, yaml};
+use stowaway_testkit::{
+    fake_cluster, local_storage, make_tree, password_secret, runtime, tree, yaml,
+};
 
 const NS: &str = "demo";
 const PASSWORD: &str = "correct horse battery staple";
@@ -62,17 +61,7 @@ impl Cluster {
         for sub in ["storage", "volumes/data", "volumes/logs"] {
             std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
         }
-        let storage: BackupStorage = yaml(&format!(
-            r#"
-apiVersion: storage.stowaway.dev/v1alpha1
-kind: BackupStorage
-metadata: {{name: store, namespace: {NS}}}
-spec:
-  storage: {{provider: local, local: {{mountPath: "{}"}}}}
-  deletionPolicy: Delete
-"#,
-            dir.path().join("storage").display()
-        ));
+        let storage = local_storage(NS, &dir.path().join("storage"));
         let config: BackupConfiguration = yaml(&format!(
             r#"
 apiVersion: core.stowaway.dev/v1alpha1
@@ -107,25 +96,7 @@ spec:
       containers: [{{name: web, image: nginx}}]
 "#
         ));
-        let client = ClientBuilder::new()
-            .with_resource::<BackupStorage>()
-            .with_status_subresource::<BackupStorage>()
-            .with_resource::<Repository>()
-            .with_status_subresource::<Repository>()
-            .with_resource::<Snapshot>()
-            .with_status_subresource::<Snapshot>()
-            .with_resource::<BackupConfiguration>()
-            .with_status_subresource::<BackupConfiguration>()
-            .with_resource::<BackupBatch>()
-            .with_status_subresource::<BackupBatch>()
-            .with_resource::<BackupSession>()
-            .with_status_subresource::<BackupSession>()
-            .with_resource::<RestoreSession>()
-            .with_status_subresource::<RestoreSession>()
-            .with_resource::<stowaway_api::RetentionPolicy>()
-            .with_resource::<stowaway_api::HookTemplate>()
-            .with_resource::<stowaway_api::Addon>()
-            .with_resource::<Event>()
+        let client = fake_cluster()
             .with_resource::<Pod>()
             .with_resource::<Deployment>()
             .with_object(storage)

@@ -127,3 +127,48 @@ pub fn tree(root: &Path, skip: &[&str]) -> BTreeMap<String, Entry> {
     out.retain(|k, _| !skip.iter().any(|s| k == s));
     out
 }
+
+/// A fake API server (`kube-fake-client`) with every kind the operator and the executor use
+/// registered, statuses as subresources; tests add their objects and extra kinds.
+pub fn fake_cluster() -> kube_fake_client::ClientBuilder {
+    use stowaway_api::{
+        Addon, BackupBatch, BackupConfiguration, BackupSession, BackupStorage, HookTemplate,
+        Repository, RestoreSession, RetentionPolicy, Snapshot,
+    };
+    kube_fake_client::ClientBuilder::new()
+        .with_resource::<BackupStorage>()
+        .with_status_subresource::<BackupStorage>()
+        .with_resource::<Repository>()
+        .with_status_subresource::<Repository>()
+        .with_resource::<Snapshot>()
+        .with_status_subresource::<Snapshot>()
+        .with_resource::<BackupConfiguration>()
+        .with_status_subresource::<BackupConfiguration>()
+        .with_resource::<BackupBatch>()
+        .with_status_subresource::<BackupBatch>()
+        .with_resource::<BackupSession>()
+        .with_status_subresource::<BackupSession>()
+        .with_resource::<RestoreSession>()
+        .with_status_subresource::<RestoreSession>()
+        .with_resource::<RetentionPolicy>()
+        .with_resource::<HookTemplate>()
+        .with_resource::<Addon>()
+        .with_resource::<k8s_openapi::api::events::v1::Event>()
+        .with_status_subresource::<k8s_openapi::api::batch::v1::Job>()
+}
+
+/// The BackupStorage `store` of `namespace` on the local directory `path`
+/// (`deletionPolicy: Delete`).
+pub fn local_storage(namespace: &str, path: &Path) -> stowaway_api::BackupStorage {
+    yaml(&format!(
+        r#"
+apiVersion: storage.stowaway.dev/v1alpha1
+kind: BackupStorage
+metadata: {{name: store, namespace: {namespace}}}
+spec:
+  storage: {{provider: local, local: {{mountPath: "{}"}}}}
+  deletionPolicy: Delete
+"#,
+        path.display()
+    ))
+}
