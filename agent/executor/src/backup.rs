@@ -302,8 +302,8 @@ async fn prepare(
     })?;
     let params = task_params(&addon_info.tasks)?;
     let target_ref = member.target;
-    let kind = target::kind_of(target_ref, namespace)?;
     let addon = settings.load_addon(&addon_info.name)?;
+    let kind = target::for_addon(target::kind_of(target_ref, namespace)?, addon.info());
     tracing::info!(addon = %addon.info().label(), target = %target::label(target_ref), "addon loaded");
     let grants = match &kind {
         TargetKind::Volume => target::volume_backup(&settings.target_root, addon.info(), params)?,

@@ -299,7 +299,7 @@ async fn restore_locked(
     // Where each tree is restored before it is moved into place, and whether the root of
     // the volume takes the snapshot's root metadata.
     let mut stagings: Vec<(Staging, bool)> = Vec::new();
-    let kind = target::kind_of(target_ref, namespace)?;
+    let kind = target::for_addon(target::kind_of(target_ref, namespace)?, addon.info());
     if matches!(kind, TargetKind::Volume | TargetKind::Workload)
         && addon
             .info()

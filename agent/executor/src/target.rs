@@ -21,7 +21,10 @@
 //!   writable by the operator's restore Job. Each directory is granted as the volume of its
 //!   name, so the snapshot's components are named after the pod's volumes. A BackupSession's
 //!   `stowaway.dev/components` annotation (on-demand backups) and a RestoreSession's
-//!   components select volumes; by default every volume is backed up.
+//!   components select volumes; by default every volume is backed up. A workload's
+//!   **database addon** (one that declares a `host` parameter) is reached over the network
+//!   instead, on `127.0.0.1` unless `host` is given: the sidecar shares the pod's network
+//!   namespace with the database ([`for_addon`]).
 //!
 //! A built-in addon may run the programs it declares; nothing else is granted.
 
@@ -84,6 +87,35 @@ pub fn kind_of(target: Option<&TypedObjectReference>, namespace: &str) -> Result
         }),
         _ => Ok(TargetKind::Network { app_binding: None }),
     }
+}
+
+/// How the executor reaches a target with a given addon: a workload's addon that works over
+/// the network (it declares a `host` parameter: a database addon) reaches the database on
+/// localhost, in the pod the sidecar shares with it; the volume addon gets the pod's volumes.
+pub fn for_addon(kind: TargetKind, info: &AddonInfo) -> TargetKind {
+    match kind {
+        TargetKind::Workload if info.parameters.iter().any(|p| p.name == "host") => {
+            TargetKind::Network { app_binding: None }
+        }
+        other => other,
+    }
+}
+
+/// The host a network addon connects to when no parameter or AppBinding names one: a
+/// workload's database listens on localhost in the pod its sidecar shares; a database object
+/// (KubeDB's kinds) is served by a Service of its name.
+pub fn default_host(target: &TypedObjectReference, namespace: &str) -> String {
+    let group = target.api_group.as_deref().unwrap_or("");
+    if group == "apps"
+        && matches!(
+            target.kind.as_str(),
+            "Deployment" | "StatefulSet" | "DaemonSet"
+        )
+    {
+        return "127.0.0.1".to_owned();
+    }
+    let ns = namespace_or(target.namespace.as_ref(), namespace);
+    format!("{}.{ns}.svc", target.name)
 }
 
 /// What one addon run is granted, and its parameters.
@@ -315,9 +347,7 @@ pub async fn network(
     } else if let Some(target) = target
         && info.parameters.iter().any(|p| p.name == "host")
     {
-        // A database object (KubeDB's kinds) is served by a Service of its name.
-        let ns = namespace_or(target.namespace.as_ref(), namespace);
-        params.set_default("host", format!("{}.{ns}.svc", target.name));
+        params.set_default("host", default_host(target, namespace));
     }
     if let Some(name) = &params.auth_secret {
         secret_ref = Some((namespace.to_owned(), name.clone()));
@@ -648,6 +678,39 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_workloads_database_addon_reaches_localhost() {
+        let deployment = TypedObjectReference {
+            api_group: Some("apps".into()),
+            kind: "StatefulSet".into(),
+            namespace: None,
+            name: "pg".into(),
+        };
+        assert_eq!(
+            for_addon(TargetKind::Workload, &postgres_like()),
+            TargetKind::Network { app_binding: None }
+        );
+        assert_eq!(default_host(&deployment, "db"), "127.0.0.1");
+        let mut volume_like = postgres_like();
+        volume_like.parameters.retain(|p| p.name != "host");
+        assert_eq!(
+            for_addon(TargetKind::Workload, &volume_like),
+            TargetKind::Workload,
+            "the volume addon gets the pod's volumes"
+        );
+        assert_eq!(
+            for_addon(TargetKind::Volume, &postgres_like()),
+            TargetKind::Volume
+        );
+        let kubedb = TypedObjectReference {
+            api_group: Some("kubedb.com".into()),
+            kind: "Postgres".into(),
+            namespace: None,
+            name: "pg".into(),
+        };
+        assert_eq!(default_host(&kubedb, "db"), "pg.db.svc");
     }
 
     #[test]
