@@ -111,8 +111,9 @@ pub struct Plan {
     pub delete_snapshots: Vec<String>,
     /// Snapshot objects mirroring the repository's snapshots ([`snapshot_mirror`]).
     pub mirror: snapshot_mirror::Plan,
-    /// Snapshot objects whose integrity the check changed, with the new value.
-    pub snapshot_integrity: Vec<(String, bool)>,
+    /// Snapshot objects whose integrity the check changed: name, new value, and the names of
+    /// their components (which take the same value).
+    pub snapshot_integrity: Vec<(String, bool, Vec<String>)>,
     /// Events to record on the repository.
     pub events: Vec<Note>,
     /// When to look again.
@@ -252,13 +253,14 @@ fn apply_check(
     let before = conditions::get(&previous.conditions, integrity::INTEGRITY_VERIFIED);
     let reported = before.is_some_and(|c| c.message == condition.message);
     if !result.errors.is_empty() && !reported {
+        let damaged_ids = result.damaged();
         let mut damaged: Vec<String> = objects
             .iter()
             .filter(|o| {
                 o.spec
                     .snapshot_id
                     .as_deref()
-                    .is_some_and(|id| result.damaged().contains(id))
+                    .is_some_and(|id| damaged_ids.contains(id))
             })
             .map(|o| o.name_any())
             .collect();
@@ -277,7 +279,18 @@ fn apply_check(
         .conditions
         .retain(|c| c.type_ != integrity::INTEGRITY_VERIFIED);
     status.conditions.push(condition);
-    plan.snapshot_integrity = integrity::snapshot_updates(objects, result);
+    plan.snapshot_integrity = integrity::snapshot_updates(objects, result)
+        .into_iter()
+        .map(|(name, sound)| {
+            let components = objects
+                .iter()
+                .find(|o| o.name_any() == name)
+                .and_then(|o| o.status.as_ref())
+                .map(|s| s.components.keys().cloned().collect())
+                .unwrap_or_default();
+            (name, sound, components)
+        })
+        .collect();
 }
 
 /// The newest [`RECENT_SNAPSHOTS`] snapshots, newest first: every Snapshot object of the

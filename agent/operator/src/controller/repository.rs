@@ -66,8 +66,8 @@ pub async fn reconcile(repo: Arc<Repository>, ctx: Arc<Context>) -> Result<Actio
         apply::add_finalizer(&api, repo.as_ref(), names::FINALIZER).await?;
     }
     mirror(&snapshots_api, &plan.mirror).await?;
-    for (snapshot, sound) in &plan.snapshot_integrity {
-        write_integrity(&snapshots_api, snapshot, *sound).await?;
+    for (snapshot, sound, components) in &plan.snapshot_integrity {
+        write_integrity(&snapshots_api, snapshot, *sound, components).await?;
     }
     if let Some(status) = &plan.status {
         apply::status(&api, &name, repo.status.as_ref(), status).await?;
@@ -305,14 +305,14 @@ async fn check(repo: &stowaway_repository::Repository, location: &str) -> Option
 }
 
 /// Writes a Snapshot object's integrity, and its components'.
-async fn write_integrity(api: &Api<Snapshot>, name: &str, sound: bool) -> Result<(), Error> {
-    let Some(object) = api.get_opt(name).await? else {
-        return Ok(());
-    };
-    let components: serde_json::Map<String, serde_json::Value> = object
-        .status
+async fn write_integrity(
+    api: &Api<Snapshot>,
+    name: &str,
+    sound: bool,
+    components: &[String],
+) -> Result<(), Error> {
+    let components: serde_json::Map<String, serde_json::Value> = components
         .iter()
-        .flat_map(|s| s.components.keys())
         .map(|c| (c.clone(), serde_json::json!({ "integrity": sound })))
         .collect();
     let patch = serde_json::json!({"status": {"integrity": sound, "components": components}});
